@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Set up a development checkout: Debian packages, then .venv with speakerd (editable) and dev tools.
+# Idempotent: a second run only checks. Usage: scripts/dev-setup.sh
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
+
+apt_ensure "${SPEAKERD_BUILD_PKGS[@]}" "${SPEAKERD_RIG_PKGS[@]}"
+venv="$root/.venv"
+stamp="$venv/.speakerd-installed"
+if [ ! -x "$venv/bin/python" ]; then
+    py=$(pick_python)
+    say "creating $venv with $("$py" --version)"
+    "$py" -m venv "$venv"
+fi
+if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
+    say "installing speakerd and its dependencies into .venv"
+    "$venv/bin/python" -m pip --disable-pip-version-check -q install --upgrade setuptools wheel
+    venv_install "$venv" "$root" editable dev
+    touch "$stamp"
+fi
+say "development environment ready: $venv"

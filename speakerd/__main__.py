@@ -1,0 +1,3 @@
+from speakerd.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,140 @@
+"""Typed events: what the parts of speakerd tell the daemon's event loop.
+
+Why one module: every producer (capture thread, wake-word thread, gpiozero callbacks, the Live
+receive task, the control socket) hands the loop one of these, and the pure state machine in
+``state.py`` consumes them. One vocabulary, one place. They are frozen dataclasses: cheap, typed,
+and safe to pass between threads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+# Audio -------------------------------------------------------------------------------------------
+
+SAMPLE_RATE_IN = 16_000
+SAMPLE_RATE_OUT = 24_000
+FRAME_SAMPLES = 1280  # 80 ms at 16 kHz: one openWakeWord step
+FRAME_BYTES = FRAME_SAMPLES * 2
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFrame:
+    """80 ms of 16 kHz s16le mono microphone audio. ``index`` counts frames since capture began."""
+
+    pcm: bytes
+    index: int
+    monotonic: float  # time.monotonic() when the frame was complete
+
+
+@dataclass(frozen=True, slots=True)
+class WakeDetected:
+    """A wake word: which model, its score, and the index of the frame in which it ended."""
+
+    model: str
+    score: float
+    frame_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceFault:
+    """An audio device failed to open or vanished; ``recovered`` when it is back."""
+
+    kind: Literal["input", "output"]
+    message: str
+    recovered: bool = False
+
+
+# GPIO and control --------------------------------------------------------------------------------
+
+Gesture = Literal["short", "double", "long", "ptt_down", "ptt_up"]
+
+
+@dataclass(frozen=True, slots=True)
+class ButtonEvent:
+    gesture: Gesture
+    monotonic: float
+
+
+@dataclass(frozen=True, slots=True)
+class ControlCommand:
+    """A request from ``speakerctl``; ``reply`` is filled by the daemon."""
+
+    command: Literal["status", "mute", "unmute", "interrupt", "say", "wake", "volume"]
+    argument: str | int | None = None
+
+
+# Live session -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyAudio:
+    """24 kHz s16le mono audio from the model."""
+
+    pcm: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    role: Literal["user", "model"]
+    text: str
+    finished: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupted:
+    """The server heard the user over the reply: flush playback now."""
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationComplete:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class TurnComplete:
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    args: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCancelled:
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GoAway:
+    time_left_seconds: float
+
+
+SessionPhase = Literal["connecting", "ready", "reconnecting", "closed", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    """The Live connection changed. ``fatal`` means retrying will not help (1008: key or model)."""
+
+    phase: SessionPhase
+    detail: str = ""
+    fatal: bool = False
+    resumed: bool = False
+
+
+LiveEvent = (
+    ReplyAudio
+    | Transcript
+    | Interrupted
+    | GenerationComplete
+    | TurnComplete
+    | ToolCall
+    | ToolCancelled
+    | GoAway
+    | SessionState
+)
