@@ -1,0 +1,418 @@
+"""The conversation state machine: events in, effects out, no I/O.
+
+Why pure: every rule about when the microphone streams, when the speaker is flushed and when a
+session ends lives here, where a test can drive it with plain values and a fake clock. The daemon
+performs the effects (it owns the devices and the Live session) and feeds results back as events.
+
+States (config.STATES): booting, idle, wake (acknowledged, connecting), listening, thinking,
+speaking, muted, offline (connection lost mid-conversation, retrying), error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, assert_never
+
+from speakerd.events import (
+    DeviceFault,
+    GenerationComplete,
+    Interrupted,
+    ReplyAudio,
+    SessionState,
+    ToolCall,
+    ToolCancelled,
+    Transcript,
+    TurnComplete,
+    WakeDetected,
+)
+
+State = Literal[
+    "booting", "idle", "wake", "listening", "thinking", "speaking", "muted", "offline", "error"
+]
+TimerName = Literal["follow_up", "idle_timeout", "max_session"]
+Action = Literal["interrupt", "wake", "end", "mute", "unmute", "mute_toggle", "ptt_start", "ptt_end"]
+
+
+# Events only the daemon produces (the rest come from speakerd.events) ------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """Capture and the wake-word detector are running."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserAction:
+    """A button gesture or a control command, already mapped to what it means."""
+
+    action: Action
+    frame_index: int | None = None  # for "wake": stream from this microphone frame on
+
+
+@dataclass(frozen=True, slots=True)
+class SayText:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserSpeech:
+    """Local energy detector: the person is talking (keeps the follow-up window open)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackDrained:
+    """Everything queued for the speaker has been played."""
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    name: TimerName
+
+
+@dataclass(frozen=True, slots=True)
+class ToolFinished:
+    id: str
+    end_conversation: bool = False
+
+
+Event = (
+    Started
+    | UserAction
+    | SayText
+    | UserSpeech
+    | PlaybackDrained
+    | TimerFired
+    | ToolFinished
+    | WakeDetected
+    | DeviceFault
+    | SessionState
+    | ReplyAudio
+    | Transcript
+    | Interrupted
+    | GenerationComplete
+    | TurnComplete
+    | ToolCall
+    | ToolCancelled
+)
+
+
+# Effects ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """What the daemon must do. ``kind`` names it; the few that carry data use the fields."""
+
+    kind: Literal[
+        "show",  # LEDs + STATUS=: state
+        "earcon",  # name
+        "open_session",  # start streaming from frame_index (pre-roll) once opened
+        "close_session",  # audioStreamEnd already sent; handle is kept
+        "stream",  # on=True: send microphone frames to the session; False: stop
+        "end_audio_stream",
+        "activity_start",
+        "activity_end",
+        "send_text",  # text
+        "flush_playback",
+        "play",  # pcm
+        "wake_listening",  # on: the wake-word detector runs
+        "mic",  # on: capture open (False = muted)
+        "start_timer",  # timer, seconds
+        "cancel_timer",  # timer
+        "log",  # text
+    ]
+    state: State | None = None
+    name: str | None = None
+    frame_index: int | None = None
+    on: bool | None = None
+    text: str | None = None
+    pcm: bytes | None = None
+    timer: TimerName | None = None
+    seconds: float | None = None
+
+
+def show(state: State) -> Effect:
+    return Effect("show", state=state)
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    follow_up_seconds: float = 8.0
+    idle_timeout_seconds: float = 15.0
+    max_session_seconds: float = 600.0
+    push_to_talk: bool = False
+
+
+@dataclass
+class Machine:
+    """The conversation's rules. ``handle`` returns the effects of one event, in order."""
+
+    timings: Timings = field(default_factory=Timings)
+    state: State = "booting"
+    in_conversation: bool = False
+    muted: bool = False
+    dropping_reply: bool = False  # a button interrupt: ignore the rest of this reply
+    reply_done: bool = False  # turnComplete seen, waiting for the speaker to drain
+    end_after_reply: bool = False  # the model called end_conversation
+    heard_user: bool = False  # any speech since the conversation started
+    tools_running: set[str] = field(default_factory=set)
+    error: str | None = None
+    mic_failed: bool = False
+    _before_offline: State = "listening"
+
+    # Dispatch -------------------------------------------------------------------------------------
+
+    def handle(self, event: Event) -> list[Effect]:
+        match event:
+            case Started():
+                return self._to("muted" if self.muted else "idle")
+            case WakeDetected(frame_index=index):
+                return self._wake(index)
+            case UserAction(action=action, frame_index=index):
+                return self._action(action, index)
+            case SayText(text=text):
+                fx = [] if self.in_conversation else self._wake(None, earcon=False)
+                if not self.in_conversation and not fx:
+                    return [Effect("log", text="say ignored: microphone muted or in error")]
+                return [*fx, Effect("send_text", text=text), *self._to("thinking")]
+            case UserSpeech():
+                return self._user_speech()
+            case Transcript(role="user"):
+                return self._user_speech()
+            case Transcript():
+                return []
+            case ReplyAudio(pcm=pcm):
+                return self._reply_audio(pcm)
+            case Interrupted():
+                if not self.in_conversation:
+                    return []
+                self.dropping_reply = False
+                self.reply_done = False
+                return [Effect("flush_playback"), *self._to("listening")]
+            case GenerationComplete():
+                return []
+            case TurnComplete():
+                return self._turn_complete()
+            case PlaybackDrained():
+                return self._drained()
+            case ToolCall(id=tool_id):
+                if not self.in_conversation:
+                    return []
+                self.tools_running.add(tool_id)
+                return self._to("thinking") if self.state in ("listening", "wake") else []
+            case ToolFinished(id=tool_id, end_conversation=end):
+                self.tools_running.discard(tool_id)
+                if end and self.in_conversation:
+                    self.end_after_reply = True
+                    if self.state != "speaking":
+                        # The model may say goodbye first; if it does not, end after a beat.
+                        return [Effect("start_timer", timer="follow_up", seconds=2.0)]
+                return []
+            case ToolCancelled(ids=ids):
+                self.tools_running.difference_update(ids)
+                return []
+            case TimerFired(name=name):
+                return self._timer(name)
+            case SessionState():
+                return self._session(event)
+            case DeviceFault():
+                return self._device(event)
+            case _:
+                assert_never(event)
+
+    # Transitions ----------------------------------------------------------------------------------
+
+    def _to(self, state: State) -> list[Effect]:
+        if state == self.state:
+            return []
+        self.state = state
+        return [show(state)]
+
+    def _wake(self, frame_index: int | None, *, earcon: bool = True) -> list[Effect]:
+        if self.in_conversation or self.muted or self.state == "booting" or self.mic_failed:
+            return []
+        self.error = None  # a new attempt clears an earlier session error
+        self.in_conversation = True
+        self.heard_user = False
+        self.dropping_reply = self.reply_done = self.end_after_reply = False
+        self.tools_running.clear()
+        fx: list[Effect] = [*self._to("wake")]
+        if earcon:
+            fx.append(Effect("earcon", name="wake"))
+        fx += [
+            Effect("wake_listening", on=False),
+            Effect("open_session", frame_index=frame_index),
+            Effect("start_timer", timer="max_session", seconds=self.timings.max_session_seconds),
+        ]
+        if self.timings.push_to_talk:
+            fx += [Effect("activity_start"), Effect("stream", on=True)]
+        else:
+            fx += [
+                Effect("stream", on=True),
+                Effect("start_timer", timer="idle_timeout", seconds=self.timings.idle_timeout_seconds),
+            ]
+        return fx
+
+    def _end(self, reason: str, *, earcon: str | None = "end") -> list[Effect]:
+        """Close the conversation: audioStreamEnd, stop streaming, close (handle kept), listen."""
+        if not self.in_conversation:
+            return []
+        self.in_conversation = False
+        self.dropping_reply = self.reply_done = self.end_after_reply = False
+        self.tools_running.clear()
+        fx: list[Effect] = [
+            Effect("log", text=f"conversation ended: {reason}"),
+            Effect("stream", on=False),
+            Effect("end_audio_stream"),
+            Effect("close_session"),
+            *(Effect("cancel_timer", timer=t) for t in ("follow_up", "idle_timeout", "max_session")),
+        ]
+        if earcon:
+            fx.append(Effect("earcon", name=earcon))
+        if not self.muted:
+            fx.append(Effect("wake_listening", on=True))
+            fx += self._to("idle")
+        return fx
+
+    def _action(self, action: Action, frame_index: int | None) -> list[Effect]:
+        if action == "wake":
+            return self._wake(frame_index)
+        if action == "interrupt":
+            if self.state == "speaking" or (self.in_conversation and self.reply_done):
+                self.dropping_reply = not self.reply_done
+                self.reply_done = False
+                return [Effect("flush_playback"), *self._to("listening"), *self._follow_up()]
+            return []
+        if action == "end":
+            return [Effect("flush_playback"), *self._end("ended by the user")]
+        if action == "mute_toggle":
+            action = "unmute" if self.muted else "mute"
+        if action == "mute":
+            if self.muted:
+                return []
+            fx = [Effect("flush_playback"), *self._end("microphone muted", earcon=None)]
+            self.muted = True
+            return [
+                *fx,
+                Effect("wake_listening", on=False),
+                Effect("mic", on=False),
+                Effect("earcon", name="mute"),
+                *self._to("muted"),
+            ]
+        if action == "unmute":
+            if not self.muted:
+                return []
+            self.muted = False
+            return [
+                Effect("mic", on=True),
+                Effect("wake_listening", on=True),
+                Effect("earcon", name="unmute"),
+                *self._to("idle"),
+            ]
+        if action == "ptt_start":
+            if not self.in_conversation:
+                return self._wake(frame_index)
+            fx = []
+            if self.state == "speaking":
+                self.dropping_reply = True
+                fx.append(Effect("flush_playback"))
+            return [*fx, Effect("stream", on=True), Effect("activity_start"), *self._to("listening")]
+        # ptt_end
+        if not self.in_conversation:
+            return []
+        return [Effect("activity_end"), Effect("stream", on=False), *self._to("thinking")]
+
+    def _user_speech(self) -> list[Effect]:
+        if not self.in_conversation:
+            return []
+        fx: list[Effect] = []
+        if not self.heard_user:
+            self.heard_user = True
+            fx.append(Effect("cancel_timer", timer="idle_timeout"))
+        fx.append(Effect("cancel_timer", timer="follow_up"))
+        return fx
+
+    def _reply_audio(self, pcm: bytes) -> list[Effect]:
+        if not self.in_conversation or self.dropping_reply:
+            return []
+        self.reply_done = False
+        return [
+            Effect("cancel_timer", timer="follow_up"),
+            Effect("cancel_timer", timer="idle_timeout"),
+            *self._to("speaking"),
+            Effect("play", pcm=pcm),
+        ]
+
+    def _turn_complete(self) -> list[Effect]:
+        if not self.in_conversation:
+            return []
+        if self.dropping_reply:
+            self.dropping_reply = False
+            return []
+        if self.state == "speaking":
+            self.reply_done = True  # wait for the speaker to finish before the window opens
+            return []
+        if self.end_after_reply:
+            return self._end("the model ended the conversation")
+        if self.state == "thinking" and self.tools_running:
+            return []
+        return [*self._to("listening"), *self._follow_up()]
+
+    def _drained(self) -> list[Effect]:
+        if not (self.in_conversation and self.reply_done):
+            return []
+        self.reply_done = False
+        if self.end_after_reply:
+            return self._end("the model ended the conversation")
+        return [*self._to("listening"), *self._follow_up()]
+
+    def _follow_up(self) -> list[Effect]:
+        return [Effect("start_timer", timer="follow_up", seconds=self.timings.follow_up_seconds)]
+
+    def _timer(self, name: TimerName) -> list[Effect]:
+        if not self.in_conversation:
+            return []
+        if name == "follow_up":
+            if self.state == "speaking" or self.tools_running:
+                return []
+            return self._end("follow-up window over" if not self.end_after_reply else "goodbye")
+        if name == "idle_timeout":
+            if self.heard_user or self.state in ("speaking", "thinking"):
+                return []
+            return self._end("no speech after the wake word")
+        return [Effect("flush_playback"), *self._end("maximum conversation length reached")]
+
+    def _session(self, ev: SessionState) -> list[Effect]:
+        if ev.phase == "ready":
+            self.error = None
+            if self.state == "offline":
+                return self._to(self._before_offline)
+            if self.state == "wake":
+                return self._to("listening")
+            return []
+        if ev.phase == "reconnecting" and self.in_conversation:
+            if self.state != "offline":
+                self._before_offline = "listening" if self.state == "speaking" else self.state
+            return self._to("offline")
+        if ev.phase == "failed":
+            self.error = ev.detail or "the Live session failed"
+            fx = [Effect("flush_playback"), *self._end(self.error, earcon="error")]
+            if ev.fatal and not self.muted:
+                fx += [*self._to("error")]
+            return fx
+        if ev.phase == "closed" and self.in_conversation:
+            return self._end(ev.detail or "the session closed")
+        return []
+
+    def _device(self, ev: DeviceFault) -> list[Effect]:
+        if ev.kind != "input":
+            return []  # a speaker fault is logged and retried; listening goes on
+        if ev.recovered:
+            if not self.mic_failed:
+                return []
+            self.mic_failed = False
+            self.error = None
+            return self._to("muted" if self.muted else "idle")
+        self.mic_failed = True
+        self.error = ev.message
+        return [*self._end(f"microphone failed: {ev.message}", earcon=None), *self._to("error")]

@@ -1,0 +1,189 @@
+"""The pure state machine: each rule of the conversation, driven with plain events."""
+
+from __future__ import annotations
+
+from speakerd.events import (
+    DeviceFault,
+    Interrupted,
+    ReplyAudio,
+    SessionState,
+    ToolCall,
+    Transcript,
+    TurnComplete,
+    WakeDetected,
+)
+from speakerd.state import (
+    Effect,
+    Machine,
+    PlaybackDrained,
+    SayText,
+    Started,
+    TimerFired,
+    Timings,
+    ToolFinished,
+    UserAction,
+    UserSpeech,
+)
+
+
+def kinds(fx: list[Effect]) -> list[str]:
+    return [e.kind if e.kind not in ("show", "earcon") else f"{e.kind}:{e.state or e.name}" for e in fx]
+
+
+def started(**kw: float | bool) -> Machine:
+    m = Machine(Timings(**kw))  # type: ignore[arg-type]
+    assert kinds(m.handle(Started())) == ["show:idle"]
+    return m
+
+
+def in_reply(m: Machine) -> None:
+    m.handle(WakeDetected("hey_jarvis", 0.9, 42))
+    m.handle(SessionState("ready"))
+    m.handle(Transcript("user", "what time is it"))
+    m.handle(ReplyAudio(b"\x01\x00" * 10))
+
+
+def test_wake_opens_session_streaming_from_the_wake_frame() -> None:
+    m = started()
+    fx = m.handle(WakeDetected("hey_jarvis", 0.9, 42))
+    assert kinds(fx) == ["show:wake", "earcon:wake", "wake_listening", "open_session", "start_timer",
+                         "stream", "start_timer"]
+    assert fx[3].frame_index == 42 and fx[2].on is False and fx[5].on is True
+    assert {e.timer for e in fx if e.kind == "start_timer"} == {"max_session", "idle_timeout"}
+    assert kinds(m.handle(SessionState("ready"))) == ["show:listening"]
+    # A second wake word during the conversation does nothing.
+    assert m.handle(WakeDetected("hey_jarvis", 0.9, 50)) == []
+
+
+def test_nothing_streams_before_wake_or_while_muted() -> None:
+    m = started()
+    assert m.handle(ReplyAudio(b"xx")) == [] and m.handle(UserSpeech()) == []
+    m.handle(UserAction("mute"))
+    assert m.state == "muted"
+    assert m.handle(WakeDetected("hey_jarvis", 0.9, 1)) == []
+    assert m.handle(UserAction("wake")) == []
+    fx = m.handle(UserAction("mute_toggle"))
+    assert kinds(fx) == ["mic", "wake_listening", "earcon:unmute", "show:idle"]
+
+
+def test_reply_then_follow_up_window_then_end() -> None:
+    m = started(follow_up_seconds=8.0)
+    in_reply(m)
+    assert m.state == "speaking"
+    assert m.handle(TurnComplete()) == []  # still playing: the window waits for the speaker
+    fx = m.handle(PlaybackDrained())
+    assert kinds(fx) == ["show:listening", "start_timer"] and fx[1].seconds == 8.0
+    fx = m.handle(TimerFired("follow_up"))
+    assert kinds(fx)[:4] == ["log", "stream", "end_audio_stream", "close_session"]
+    assert kinds(fx)[-3:] == ["earcon:end", "wake_listening", "show:idle"]
+    assert not m.in_conversation
+
+
+def test_speech_in_follow_up_window_keeps_the_conversation() -> None:
+    m = started()
+    in_reply(m)
+    m.handle(TurnComplete())
+    m.handle(PlaybackDrained())
+    fx = m.handle(UserSpeech())
+    assert [(e.kind, e.timer) for e in fx] == [("cancel_timer", "follow_up")]
+    m.handle(ReplyAudio(b"yy"))
+    assert m.state == "speaking" and m.in_conversation
+
+
+def test_barge_in_by_voice_flushes_and_listens() -> None:
+    m = started()
+    in_reply(m)
+    assert kinds(m.handle(Interrupted())) == ["flush_playback", "show:listening"]
+    assert kinds(m.handle(ReplyAudio(b"zz"))) == ["cancel_timer", "cancel_timer", "show:speaking", "play"]
+
+
+def test_button_interrupt_drops_the_rest_of_the_reply() -> None:
+    m = started()
+    in_reply(m)
+    fx = m.handle(UserAction("interrupt"))
+    assert kinds(fx) == ["flush_playback", "show:listening", "start_timer"]
+    assert m.handle(ReplyAudio(b"late")) == []  # the rest of that reply is dropped
+    assert m.handle(TurnComplete()) == []
+    assert kinds(m.handle(ReplyAudio(b"next")))[-1] == "play"  # the next reply plays
+
+
+def test_idle_timeout_only_without_speech() -> None:
+    m = started()
+    m.handle(WakeDetected("hey_jarvis", 0.9, 1))
+    m.handle(SessionState("ready"))
+    assert "close_session" in kinds(m.handle(TimerFired("idle_timeout")))
+    m.handle(WakeDetected("hey_jarvis", 0.9, 9))
+    m.handle(UserSpeech())
+    assert m.handle(TimerFired("idle_timeout")) == []
+
+
+def test_max_session_ends_even_while_speaking() -> None:
+    m = started()
+    in_reply(m)
+    fx = m.handle(TimerFired("max_session"))
+    assert kinds(fx)[0] == "flush_playback" and "close_session" in kinds(fx)
+
+
+def test_mute_during_conversation_sends_audio_stream_end() -> None:
+    m = started()
+    in_reply(m)
+    fx = m.handle(UserAction("mute_toggle"))
+    k = kinds(fx)
+    assert k.index("stream") < k.index("end_audio_stream") < k.index("close_session") < k.index("mic")
+    assert m.state == "muted" and m.muted
+
+
+def test_end_conversation_tool_waits_for_the_goodbye() -> None:
+    m = started()
+    in_reply(m)
+    m.handle(ToolCall("c1", "end_conversation", {}))
+    assert m.handle(ToolFinished("c1", end_conversation=True)) == []
+    m.handle(TurnComplete())
+    assert "close_session" in kinds(m.handle(PlaybackDrained()))
+
+
+def test_say_opens_a_conversation_and_sends_text() -> None:
+    m = started()
+    fx = m.handle(SayText("hello"))
+    k = kinds(fx)
+    assert "open_session" in k and k.index("open_session") < k.index("send_text")
+    assert "earcon:wake" not in k and m.state == "thinking"
+
+
+def test_reconnecting_shows_offline_then_returns() -> None:
+    m = started()
+    in_reply(m)
+    assert kinds(m.handle(SessionState("reconnecting"))) == ["show:offline"]
+    assert kinds(m.handle(SessionState("ready"))) == ["show:listening"]
+    assert m.in_conversation
+
+
+def test_fatal_session_failure_shows_error_and_wake_retries() -> None:
+    m = started()
+    m.handle(WakeDetected("hey_jarvis", 0.9, 1))
+    fx = m.handle(SessionState("failed", "API key rejected", fatal=True))
+    assert "close_session" in kinds(fx) and m.state == "error" and m.error == "API key rejected"
+    assert "open_session" in kinds(m.handle(WakeDetected("hey_jarvis", 0.9, 5)))
+    assert m.error is None
+
+
+def test_microphone_fault_and_recovery() -> None:
+    m = started()
+    in_reply(m)
+    fx = m.handle(DeviceFault("input", "USB mic gone"))
+    assert "close_session" in kinds(fx) and m.state == "error"
+    assert m.handle(WakeDetected("hey_jarvis", 0.9, 1)) == []
+    assert kinds(m.handle(DeviceFault("input", "back", recovered=True))) == ["show:idle"]
+    assert m.handle(DeviceFault("output", "speaker gone")) == [] and m.state == "idle"
+
+
+def test_push_to_talk_uses_activity_markers() -> None:
+    m = started(push_to_talk=True)
+    fx = m.handle(UserAction("ptt_start"))
+    k = kinds(fx)
+    assert k.index("open_session") < k.index("activity_start") < k.index("stream")
+    assert "idle_timeout" not in [e.timer for e in fx]
+    m.handle(SessionState("ready"))
+    assert kinds(m.handle(UserAction("ptt_end"))) == ["activity_end", "stream", "show:thinking"]
+    k = kinds(m.handle(UserAction("ptt_start")))
+    assert k[:2] == ["stream", "activity_start"]
