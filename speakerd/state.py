@@ -329,7 +329,11 @@ class Machine:
         if not self.heard_user:
             self.heard_user = True
             fx.append(Effect("cancel_timer", timer="idle_timeout"))
-        fx.append(Effect("cancel_timer", timer="follow_up"))
+        if self.state == "speaking":
+            return fx  # our own reply or barge-in: the server decides
+        # The window stays open while the person talks, and ends if no answer ever comes.
+        seconds = max(self.timings.follow_up_seconds, self.timings.idle_timeout_seconds)
+        fx.append(Effect("start_timer", timer="follow_up", seconds=seconds))
         return fx
 
     def _reply_audio(self, pcm: bytes) -> list[Effect]:

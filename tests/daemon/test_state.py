@@ -85,7 +85,7 @@ def test_speech_in_follow_up_window_keeps_the_conversation() -> None:
     m.handle(TurnComplete())
     m.handle(PlaybackDrained())
     fx = m.handle(UserSpeech())
-    assert [(e.kind, e.timer) for e in fx] == [("cancel_timer", "follow_up")]
+    assert [(e.kind, e.timer, e.seconds) for e in fx] == [("start_timer", "follow_up", 15.0)]
     m.handle(ReplyAudio(b"yy"))
     assert m.state == "speaking" and m.in_conversation
 
