@@ -1,0 +1,121 @@
+"""``speakerd emulator``: run the Live API emulator until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import shlex
+import signal
+import sys
+from pathlib import Path
+
+from speakerd.emulator.scenario import ScenarioError
+from speakerd.emulator.server import Emulator
+from speakerd.emulator.tts import AudioFileError
+
+EX_OK = 0
+EX_USAGE = 2
+EX_UNAVAILABLE = 69
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="speakerd emulator",
+        description="Serve a local emulation of the Gemini Live API over TLS (for tests, the demo and "
+        "offline development).",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8765, help="port (0: any free port; default: %(default)s)")
+    p.add_argument("--scenario", type=Path, metavar="FILE", help="TOML or JSON scenario (default: built in)")
+    p.add_argument(
+        "--api-key", default="test-key", help="the API key clients must send (default: %(default)s)"
+    )
+    p.add_argument(
+        "--cert-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the CA and server certificate are kept and reused (default: a temporary directory)",
+    )
+    p.add_argument(
+        "--api-version",
+        default="v1beta",
+        choices=("v1", "v1beta", "v1alpha"),
+        help="API version for --print-env (default: %(default)s)",
+    )
+    p.add_argument(
+        "--lifetime",
+        type=float,
+        metavar="SECONDS",
+        help="close each connection after this long, with a goAway before (default: never)",
+    )
+    p.add_argument("--pace", type=float, default=1.0, help="reply audio speed; 1 is real time")
+    p.add_argument(
+        "--print-env",
+        action="store_true",
+        help="print the environment a daemon needs to use this emulator, then keep serving",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log every connection")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    if args.port < 0 or args.port > 65535 or args.pace <= 0:
+        print("speakerd emulator: --port must be 0..65535 and --pace positive", file=sys.stderr)
+        return EX_USAGE
+    try:
+        emu = Emulator(
+            args.scenario,
+            args.api_key,
+            host=args.host,
+            port=args.port,
+            cert_dir=args.cert_dir,
+            connection_lifetime_seconds=args.lifetime,
+            pace=args.pace,
+        )
+    except (ScenarioError, AudioFileError) as e:
+        print(f"speakerd emulator: {e}", file=sys.stderr)
+        return EX_USAGE
+    try:
+        asyncio.run(_serve(emu, args.print_env, args.api_version))
+    except OSError as e:
+        print(
+            f"speakerd emulator: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr
+        )
+        return EX_UNAVAILABLE
+    return EX_OK
+
+
+def env_lines(emu: Emulator, api_version: str) -> list[str]:
+    """Shell assignments for the SDK's own variables and for speakerd's configuration."""
+    env = {
+        "GEMINI_API_KEY": emu.api_key,
+        "GOOGLE_GEMINI_BASE_URL": emu.base_url,
+        "GOOGLE_GENAI_API_VERSION": api_version,
+        "SSL_CERT_FILE": str(emu.ca_file),
+        "SPEAKERD_LIVE__ENDPOINT": emu.base_url,
+        "SPEAKERD_LIVE__API_VERSION": api_version,
+        "SPEAKERD_LIVE__CA_FILE": str(emu.ca_file),
+    }
+    return [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
+
+
+async def _serve(emu: Emulator, print_env: bool, api_version: str) -> None:
+    await emu.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if print_env:
+        print("\n".join(env_lines(emu, api_version)), flush=True)
+    print(
+        f"speakerd emulator: serving on {emu.base_url} (CA {emu.ca_file}); Ctrl-C stops",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        await stop.wait()
+    finally:
+        await emu.stop()
