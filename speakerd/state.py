@@ -390,7 +390,7 @@ class Machine:
         if ev.phase == "ready":
             self.error = None
             if self.state == "offline":
-                return self._to(self._before_offline)
+                return self._to("listening" if self._before_offline == "wake" else self._before_offline)
             if self.state == "wake":
                 return self._to("listening")
             return []

@@ -1,0 +1,217 @@
+"""Tools the model may call: built-ins and the owner's own commands or HTTP requests.
+
+Why so strict: the model's arguments are untrusted input arriving over the network. Every tool is
+declared by the owner, every argument is checked against its JSON schema, commands run without a
+shell with arguments as data, each call has a timeout and its output is capped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from google.genai import types
+
+from speakerd.config import CommandTool, ToolsSettings
+
+log = logging.getLogger("speakerd.tools")
+
+Handler = Callable[..., Awaitable[dict[str, Any]]]
+
+
+class ToolArgumentError(ValueError):
+    """Arguments that do not match the tool's schema; the model is told, nothing runs."""
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    non_blocking: bool = False
+    scheduling: str = "when_idle"
+
+
+BUILTIN_SPECS: dict[str, ToolSpec] = {
+    "set_volume": ToolSpec(
+        "set_volume",
+        "Set the speaker volume, from 0 (silent) to 100 (loudest).",
+        {"type": "object", "properties": {"level": {"type": "integer", "minimum": 0, "maximum": 100}},
+         "required": ["level"]},
+    ),
+    "end_conversation": ToolSpec(
+        "end_conversation",
+        "End the conversation when the user says goodbye or asks you to stop listening.",
+        {"type": "object", "properties": {}},
+    ),
+    "current_time": ToolSpec(
+        "current_time",
+        "The current local date, time and time zone of the speaker.",
+        {"type": "object", "properties": {}},
+    ),
+}
+
+
+def validate(schema: dict[str, Any], value: Any, where: str = "arguments") -> None:
+    """The subset of JSON Schema that tool declarations use; raises ToolArgumentError."""
+    kind = schema.get("type")
+    checks: dict[str, Callable[[Any], bool]] = {
+        "object": lambda v: isinstance(v, dict),
+        "array": lambda v: isinstance(v, list),
+        "string": lambda v: isinstance(v, str),
+        "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool))
+        or (isinstance(v, float) and v.is_integer()),
+        "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+        "boolean": lambda v: isinstance(v, bool),
+        "null": lambda v: v is None,
+    }
+    if isinstance(kind, str) and kind in checks and not checks[kind](value):
+        raise ToolArgumentError(f"{where}: expected {kind}, got {type(value).__name__}")
+    if "enum" in schema and value not in schema["enum"]:
+        raise ToolArgumentError(f"{where}: must be one of {schema['enum']}")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            raise ToolArgumentError(f"{where}: must be >= {schema['minimum']}")
+        if "maximum" in schema and value > schema["maximum"]:
+            raise ToolArgumentError(f"{where}: must be <= {schema['maximum']}")
+    if isinstance(value, str):
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            raise ToolArgumentError(f"{where}: longer than {schema['maxLength']} characters")
+        if "\0" in value:
+            raise ToolArgumentError(f"{where}: contains a NUL character")
+    if isinstance(value, dict):
+        props: dict[str, Any] = schema.get("properties", {})
+        for name in schema.get("required", []):
+            if name not in value:
+                raise ToolArgumentError(f"{where}: missing {name!r}")
+        for name, item in value.items():
+            if name in props:
+                validate(props[name], item, f"{where}.{name}")
+            elif schema.get("additionalProperties", False) is False:
+                raise ToolArgumentError(f"{where}: unexpected {name!r}")
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            validate(schema["items"], item, f"{where}[{i}]")
+
+
+def _cap(data: bytes, limit: int) -> str:
+    text = data[:limit].decode("utf-8", errors="replace")
+    return text + (" [output cut]" if len(data) > limit else "")
+
+
+class ToolRegistry:
+    """Declarations for the setup message, and the runner for the calls that come back."""
+
+    def __init__(self, settings: ToolsSettings, handlers: Mapping[str, Handler],
+                 extra: Mapping[str, tuple[ToolSpec, Handler]] | None = None) -> None:
+        self.specs: dict[str, ToolSpec] = {}
+        self._handlers: dict[str, Handler] = {}
+        self._commands: dict[str, CommandTool] = {}
+        for name in settings.builtin:
+            if name == "current_time":
+                self._add(BUILTIN_SPECS[name], _current_time)
+            elif name in handlers:
+                self._add(BUILTIN_SPECS[name], handlers[name])
+        for cmd in settings.commands:
+            spec = ToolSpec(cmd.name, cmd.description, cmd.parameters, cmd.non_blocking, cmd.scheduling)
+            self.specs[cmd.name] = spec
+            self._commands[cmd.name] = cmd
+        for spec, handler in (extra or {}).values():
+            self._add(spec, handler)
+
+    def _add(self, spec: ToolSpec, handler: Handler) -> None:
+        self.specs[spec.name] = spec
+        self._handlers[spec.name] = handler
+
+    def declarations(self, *, non_blocking_allowed: bool = True) -> list[types.FunctionDeclaration]:
+        out = []
+        for spec in self.specs.values():
+            behavior = None
+            if non_blocking_allowed:
+                behavior = types.Behavior.NON_BLOCKING if spec.non_blocking else types.Behavior.BLOCKING
+            out.append(types.FunctionDeclaration(
+                name=spec.name, description=spec.description,
+                parameters_json_schema=spec.parameters, behavior=behavior,
+            ))
+        return out
+
+    def scheduling(self, name: str) -> types.FunctionResponseScheduling | None:
+        spec = self.specs.get(name)
+        if spec is None or not spec.non_blocking:
+            return None
+        return types.FunctionResponseScheduling(spec.scheduling.upper())
+
+    async def call(self, name: str, args: dict[str, Any] | None) -> dict[str, Any]:
+        """Run one call. Failures become an ``error`` the model can read; nothing propagates."""
+        spec = self.specs.get(name)
+        if spec is None:
+            log.warning("the model called an undeclared tool %r; refused", name)
+            return {"error": f"unknown tool {name}"}
+        args = dict(args or {})
+        try:
+            validate(spec.parameters, args)
+        except ToolArgumentError as e:
+            log.warning("tool %s: refused the model's arguments: %s", name, e)
+            return {"error": f"invalid arguments: {e}"}
+        try:
+            if name in self._handlers:
+                return await self._handlers[name](**args)
+            return await self._run_command(self._commands[name], args)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.error("tool %s failed: %s: %s", name, type(e).__name__, e)
+            return {"error": f"the tool failed ({type(e).__name__})"}
+
+    async def _run_command(self, cmd: CommandTool, args: dict[str, Any]) -> dict[str, Any]:
+        values = {k: v if isinstance(v, str) else json.dumps(v) for k, v in args.items()}
+        if cmd.argv:
+            argv = [_substitute(part, values) for part in cmd.argv]
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+            )
+            try:
+                out, _ = await asyncio.wait_for(proc.communicate(), cmd.timeout_seconds)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+                return {"error": f"timed out after {cmd.timeout_seconds:g} s"}
+            except asyncio.CancelledError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                raise
+            return {"exit_code": proc.returncode, "output": _cap(out or b"", cmd.max_output_bytes)}
+        import httpx
+
+        assert cmd.url is not None
+        async with httpx.AsyncClient(timeout=cmd.timeout_seconds, follow_redirects=False) as client:
+            try:
+                if cmd.method == "GET":
+                    resp = await client.get(cmd.url, params=values)
+                else:
+                    resp = await client.post(cmd.url, json=args)
+            except httpx.TimeoutException:
+                return {"error": f"timed out after {cmd.timeout_seconds:g} s"}
+            except httpx.HTTPError as e:
+                return {"error": f"request failed ({type(e).__name__})"}
+        return {"status": resp.status_code, "output": _cap(resp.content, cmd.max_output_bytes)}
+
+
+def _substitute(part: str, values: Mapping[str, str]) -> str:
+    """"{name}" placeholders take the argument's value as data; no shell ever sees it."""
+    return re.sub(r"\{(\w+)\}", lambda m: values.get(m[1], m[0]), part)
+
+
+async def _current_time() -> dict[str, Any]:
+    now = dt.datetime.now().astimezone()
+    return {"time": now.strftime("%H:%M"), "date": now.strftime("%A %d %B %Y"),
+            "timezone": now.tzname() or ""}
