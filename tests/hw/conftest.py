@@ -1,0 +1,34 @@
+"""Fixtures for the GPIO tests: gpiozero's MockFactory pins, reset between tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+from speakerd.config import GpioSettings
+
+
+@pytest.fixture
+def factory() -> Iterator[MockFactory]:
+    f = MockFactory(pin_class=MockPWMPin)
+    yield f
+    f.reset()
+    f.close()
+
+
+def gpio(**kw: Any) -> GpioSettings:
+    """Settings as the config file would give them (validated)."""
+    return GpioSettings.model_validate({"pin_factory": "mock", **kw})
+
+
+def wait_until(pred: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    """Wait for something a background thread does; a bound, not a measurement."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.0005)
