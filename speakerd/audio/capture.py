@@ -1,0 +1,173 @@
+"""Microphone capture: a PyAudio reader thread delivering 80 ms frames of 16 kHz mono to the loop.
+
+Why a thread and blocking reads: a read that waits for the device is the simplest clock there is,
+and it keeps the event loop free. Everything the loop sees is a finished AudioFrame handed over
+with ``call_soon_threadsafe``. A device that fails or vanishes is reopened with backoff, and the
+loop hears about it as a DeviceFault (and again when it recovers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from speakerd.audio.devices import AudioDeviceError, find_device, pyaudio_instance, pyaudio_release, supports
+from speakerd.audio.resample import StreamResampler, to_mono
+from speakerd.config import AudioSettings
+from speakerd.events import FRAME_SAMPLES, SAMPLE_RATE_IN, AudioFrame, DeviceFault
+
+log = logging.getLogger("speakerd.audio")
+PA_INPUT_OVERFLOWED = -9981
+
+
+@dataclass
+class CaptureStats:
+    frames: int = 0
+    overflows: int = 0
+    reopens: int = 0
+    device_rate: int = 0
+    device_channels: int = 0
+
+
+class Capture:
+    def __init__(self, settings: AudioSettings, loop: asyncio.AbstractEventLoop,
+                 on_frame: Callable[[AudioFrame], None], on_fault: Callable[[DeviceFault], None]) -> None:
+        self.settings = settings
+        self.loop = loop
+        self.on_frame = on_frame
+        self.on_fault = on_fault
+        self.stats = CaptureStats()
+        self._stop = threading.Event()
+        self._muted = threading.Event()
+        self._changed = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._index = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="speakerd-capture", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._changed.set()
+        if self._thread is not None:
+            self._thread.join(timeout=3)
+
+    def set_muted(self, muted: bool) -> None:
+        """Muted closes the device: the microphone is really off, not just ignored."""
+        if muted:
+            self._muted.set()
+        else:
+            self._muted.clear()
+        self._changed.set()
+
+    # The thread -----------------------------------------------------------------------------------
+
+    def _post(self, fn: Callable[[Any], None], arg: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # loop closed: shutting down
+            self.loop.call_soon_threadsafe(fn, arg)
+
+    def _open(self, pa: Any) -> tuple[Any, int, int]:
+        s = self.settings
+        device = find_device(pa, s.input_device, "input")
+        channels = s.input_channel + 1
+        if device is not None and device.max_input_channels < channels:
+            raise AudioDeviceError(f"audio.input_channel {s.input_channel}: {device.name!r} has only "
+                                   f"{device.max_input_channels} input channels")
+        rate = s.input_rate
+        if rate is None:
+            rate = SAMPLE_RATE_IN
+            if not supports(pa, device, "input", rate, channels):
+                info = pa.get_default_input_device_info()
+                rate = device.default_rate if device else int(info["defaultSampleRate"])
+        import pyaudio
+
+        block = max(1, round(rate * FRAME_SAMPLES / SAMPLE_RATE_IN))
+        try:
+            stream = pa.open(format=pyaudio.paInt16, channels=channels, rate=rate, input=True,
+                             input_device_index=device.index if device else None, frames_per_buffer=block)
+        except (OSError, ValueError) as e:
+            name = device.name if device else "the default input"
+            raise AudioDeviceError(f"cannot open {name} at {rate} Hz, {channels} channel(s): {e}") from None
+        self.stats.device_rate, self.stats.device_channels = rate, channels
+        return stream, rate, channels
+
+    def _run(self) -> None:
+        delay = 0.5
+        faulted = False
+        while not self._stop.is_set():
+            if self._muted.is_set():
+                self._changed.wait()
+                self._changed.clear()
+                continue
+            try:
+                pa = pyaudio_instance()
+            except Exception as e:  # PortAudio itself cannot start
+                self._fault(f"audio system unavailable: {e}", faulted)
+                faulted = True
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.settings.reopen_max_seconds)
+                continue
+            try:
+                stream, rate, channels = self._open(pa)
+            except AudioDeviceError as e:
+                pyaudio_release()
+                if not faulted:
+                    self.stats.reopens += 1
+                self._fault(str(e), faulted)
+                faulted = True
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.settings.reopen_max_seconds)
+                continue
+            if faulted:
+                log.info("microphone is back")
+                self._post(self.on_fault, DeviceFault("input", "microphone is back", recovered=True))
+                faulted = False
+            delay = 0.5
+            try:
+                lost = self._read_loop(stream, rate, channels)
+            finally:
+                with contextlib.suppress(Exception):
+                    stream.close()
+                pyaudio_release()
+            if lost is not None:
+                self._fault(lost, False)
+                faulted = True
+
+    def _fault(self, message: str, already: bool) -> None:
+        if not already:
+            self._post(self.on_fault, DeviceFault("input", message))
+
+    def _read_loop(self, stream: Any, rate: int, channels: int) -> str | None:
+        """Read until stopped, muted or the device fails; returns the failure, if any."""
+        resampler = StreamResampler(rate, SAMPLE_RATE_IN)
+        block = max(1, round(rate * FRAME_SAMPLES / SAMPLE_RATE_IN))
+        pending = np.zeros(0, dtype=np.int16)
+        self._changed.clear()
+        while not self._stop.is_set() and not self._muted.is_set():
+            try:
+                raw = stream.read(block, exception_on_overflow=True)
+            except OSError as e:
+                if getattr(e, "errno", None) == PA_INPUT_OVERFLOWED:
+                    self.stats.overflows += 1
+                    if self.stats.overflows in (1, 10, 100) or self.stats.overflows % 1000 == 0:
+                        log.warning("microphone overflow (%d so far): the system was too busy to read",
+                                    self.stats.overflows)
+                    continue
+                return f"microphone stopped working: {e}"
+            mono = to_mono(np.frombuffer(raw, dtype=np.int16), channels, self.settings.input_channel)
+            pending = np.concatenate([pending, resampler.process(mono)])
+            while len(pending) >= FRAME_SAMPLES:
+                frame, pending = pending[:FRAME_SAMPLES], pending[FRAME_SAMPLES:]
+                self._post(self.on_frame, AudioFrame(frame.tobytes(), self._index, time.monotonic()))
+                self._index += 1
+                self.stats.frames += 1
+        return None

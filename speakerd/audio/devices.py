@@ -1,0 +1,169 @@
+"""Finding audio devices by name or index, and ``speakerd devices``.
+
+Why our own lookup: owners write a name fragment they saw in ``speakerd devices`` ("seeed",
+"USB"), and a wrong one must say what exists instead of failing deep inside PortAudio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+_ALSA_HANDLER: Any = None
+
+
+class AudioDeviceError(Exception):
+    """An audio device that cannot be found or opened; the message is one line."""
+
+
+def quiet_alsa() -> None:
+    """ALSA prints probe noise straight to stderr; route it nowhere (once per process)."""
+    global _ALSA_HANDLER
+    if _ALSA_HANDLER is not None:
+        return
+    name = ctypes.util.find_library("asound")
+    if not name:
+        return
+    try:
+        lib = ctypes.CDLL(name)
+        proto = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
+                                 ctypes.c_char_p)
+        _ALSA_HANDLER = proto(lambda *_: None)
+        lib.snd_lib_error_set_handler(_ALSA_HANDLER)
+    except (OSError, AttributeError):
+        _ALSA_HANDLER = False
+
+
+@contextlib.contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """PortAudio's JACK probe writes to fd 2 directly; hide it while PyAudio starts."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+_PA_LOCK = threading.Lock()
+_PA: Any = None
+_PA_USERS = 0
+
+
+def pyaudio_instance() -> Any:
+    """The process's one PyAudio: PortAudio's initialise/terminate are not thread-safe.
+
+    Pair every call with ``pyaudio_release``. When the last user releases it, PortAudio is shut
+    down, so the next open enumerates devices afresh (a USB microphone plugged back in).
+    """
+    global _PA, _PA_USERS
+    import pyaudio
+
+    with _PA_LOCK:
+        if _PA is None:
+            quiet_alsa()
+            with _stderr_silenced():
+                _PA = pyaudio.PyAudio()
+        _PA_USERS += 1
+        return _PA
+
+
+def pyaudio_release() -> None:
+    global _PA, _PA_USERS
+    with _PA_LOCK:
+        _PA_USERS = max(0, _PA_USERS - 1)
+        if _PA_USERS == 0 and _PA is not None:
+            with contextlib.suppress(Exception):
+                _PA.terminate()
+            _PA = None
+
+
+@dataclass(frozen=True)
+class Device:
+    index: int
+    name: str
+    max_input_channels: int
+    max_output_channels: int
+    default_rate: int
+
+
+def list_devices(pa: Any) -> list[Device]:
+    out = []
+    for i in range(pa.get_device_count()):
+        info = pa.get_device_info_by_index(i)
+        out.append(Device(i, str(info["name"]), int(info["maxInputChannels"]),
+                          int(info["maxOutputChannels"]), int(info["defaultSampleRate"])))
+    return out
+
+
+def find_device(pa: Any, ref: str | int | None, kind: str) -> Device | None:
+    """The device for ``ref`` (index or name substring); None means the default device."""
+    devices = [d for d in list_devices(pa)
+               if (d.max_input_channels if kind == "input" else d.max_output_channels) > 0]
+    if ref is None:
+        return None
+    if isinstance(ref, int):
+        for d in devices:
+            if d.index == ref:
+                return d
+        raise AudioDeviceError(f"audio.{kind}_device: no {kind} device with index {ref}; "
+                               f"see `speakerd devices`")
+    matches = [d for d in devices if ref.lower() in d.name.lower()]
+    if not matches:
+        names = ", ".join(repr(d.name) for d in devices[:8]) or "none"
+        raise AudioDeviceError(f"audio.{kind}_device: no {kind} device matches {ref!r} (found: {names})")
+    exact = [d for d in matches if d.name.lower() == ref.lower()]
+    return (exact or matches)[0]
+
+
+def supports(pa: Any, device: Device | None, kind: str, rate: int, channels: int) -> bool:
+    import pyaudio
+
+    kwargs: dict[str, Any] = {"rate": rate, "input_format": pyaudio.paInt16} if kind == "input" else \
+        {"rate": rate, "output_format": pyaudio.paInt16}
+    key = "input" if kind == "input" else "output"
+    kwargs[f"{key}_channels"] = channels
+    kwargs[f"{key}_device"] = device.index if device else (
+        pa.get_default_input_device_info()["index"] if kind == "input"
+        else pa.get_default_output_device_info()["index"])
+    try:
+        return bool(pa.is_format_supported(**kwargs))
+    except (ValueError, OSError):
+        return False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="speakerd devices", description="List audio inputs and outputs.")
+    p.parse_args(argv)
+    try:
+        pa = pyaudio_instance()
+    except Exception as e:
+        print(f"speakerd devices: cannot start PortAudio: {e}", file=sys.stderr)
+        return 1
+    try:
+        devices = list_devices(pa)
+        if not devices:
+            print("no audio devices found (is the sound card or HAT driver loaded? try `aplay -l`)")
+            return 1
+        print(f"{'index':>5}  {'in':>3} {'out':>3}  {'rate':>6}  name")
+        for d in devices:
+            print(f"{d.index:>5}  {d.max_input_channels:>3} {d.max_output_channels:>3}  "
+                  f"{d.default_rate:>6}  {d.name}")
+        print("\nUse a name fragment or an index in [audio] input_device / output_device.")
+        return 0
+    finally:
+        pyaudio_release()
