@@ -25,7 +25,8 @@ from typing import Any
 
 log = logging.getLogger("speakerd.control")
 
-COMMANDS = ("status", "mute", "unmute", "interrupt", "say", "wake", "volume")
+# "press" drives the button pin and exists only with the mock pin factory (tests and the demo).
+COMMANDS = ("status", "mute", "unmute", "interrupt", "say", "wake", "volume", "press")
 MAX_REQUEST = 64 * 1024
 Handler = Callable[[str, Any], Awaitable[dict[str, Any]]]
 

@@ -105,6 +105,15 @@ class ToolCall:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolResult:
+    """A tool call finished and its answer was queued for the model."""
+
+    id: str
+    name: str
+    response: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class ToolCancelled:
     ids: tuple[str, ...]
 
@@ -134,6 +143,7 @@ LiveEvent = (
     | GenerationComplete
     | TurnComplete
     | ToolCall
+    | ToolResult
     | ToolCancelled
     | GoAway
     | SessionState

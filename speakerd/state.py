@@ -21,6 +21,7 @@ from speakerd.events import (
     SessionState,
     ToolCall,
     ToolCancelled,
+    ToolResult,
     Transcript,
     TurnComplete,
     WakeDetected,
@@ -69,12 +70,6 @@ class TimerFired:
     name: TimerName
 
 
-@dataclass(frozen=True, slots=True)
-class ToolFinished:
-    id: str
-    end_conversation: bool = False
-
-
 Event = (
     Started
     | UserAction
@@ -82,7 +77,6 @@ Event = (
     | UserSpeech
     | PlaybackDrained
     | TimerFired
-    | ToolFinished
     | WakeDetected
     | DeviceFault
     | SessionState
@@ -92,6 +86,7 @@ Event = (
     | GenerationComplete
     | TurnComplete
     | ToolCall
+    | ToolResult
     | ToolCancelled
 )
 
@@ -200,9 +195,9 @@ class Machine:
                     return []
                 self.tools_running.add(tool_id)
                 return self._to("thinking") if self.state in ("listening", "wake") else []
-            case ToolFinished(id=tool_id, end_conversation=end):
+            case ToolResult(id=tool_id, name=name, response=response):
                 self.tools_running.discard(tool_id)
-                if end and self.in_conversation:
+                if name == "end_conversation" and "error" not in response and self.in_conversation:
                     self.end_after_reply = True
                     if self.state != "speaking":
                         # The model may say goodbye first; if it does not, end after a beat.

@@ -54,7 +54,11 @@ def model_path(name: str) -> Path:
 
 
 def model_key(name: str) -> str:
-    """The name openwakeword reports scores under (the file stem for custom models)."""
+    """The name openwakeword reports scores under: the model file's stem."""
+    return f"{name}_v0.1" if name in BUILTIN else Path(name).stem
+
+
+def display_name(name: str) -> str:
     return name if name in BUILTIN else Path(name).stem
 
 
@@ -100,7 +104,9 @@ class WakeWordDetector:
         self.on_wake = on_wake
         self.model = model if model is not None else load_model(settings)
         self.keys = [model_key(m) for m in settings.models]
-        self.thresholds = {k: settings.thresholds.get(k, settings.threshold) for k in self.keys}
+        self.names = {model_key(m): display_name(m) for m in settings.models}
+        self.thresholds = {model_key(m): settings.thresholds.get(display_name(m), settings.threshold)
+                           for m in settings.models}
         self.dropped = 0
         self.frames = 0
         self._queue: queue.Queue[AudioFrame | None] = queue.Queue(maxsize=QUEUE_FRAMES)
@@ -167,7 +173,7 @@ class WakeWordDetector:
             if self._streak[key] >= self.settings.patience and frame.monotonic >= self._quiet_until:
                 self._quiet_until = frame.monotonic + self.settings.refractory_seconds
                 self._streak = dict.fromkeys(self.keys, 0)
-                event = WakeDetected(key, score, frame.index)
+                event = WakeDetected(self.names[key], score, frame.index)
                 with contextlib.suppress(RuntimeError):
                     self.loop.call_soon_threadsafe(self.on_wake, event)
                 return

@@ -49,6 +49,28 @@ def build_connect_config(
     push_to_talk: bool = False,
     force_compression: bool = False,
     media_resolution: str | None = None,
+) -> types.LiveConnectConfig:
+    """The setup for one connection; options this model does not take are left out (see
+    :func:`connect_config_warnings` for the lines saying so)."""
+    return connect_config_and_warnings(
+        live, tools, handle=handle, push_to_talk=push_to_talk, force_compression=force_compression,
+        media_resolution=media_resolution,
+    )[0]
+
+
+def connect_config_warnings(live: LiveSettings, tools: ToolRegistry | None = None) -> list[str]:
+    """One line per configured option the model does not accept (for logs and check-config)."""
+    return connect_config_and_warnings(live, tools)[1]
+
+
+def connect_config_and_warnings(
+    live: LiveSettings,
+    tools: ToolRegistry | None = None,
+    *,
+    handle: str | None = None,
+    push_to_talk: bool = False,
+    force_compression: bool = False,
+    media_resolution: str | None = None,
 ) -> tuple[types.LiveConnectConfig, list[str]]:
     """The connect config and the warnings for options this model does not take."""
     opts = options_for(live.model)

@@ -16,6 +16,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,16 +35,19 @@ from speakerd.events import (
     SessionState,
     ToolCall,
     ToolCancelled,
+    ToolResult,
     Transcript,
     TurnComplete,
 )
-from speakerd.live.connect_config import build_connect_config, http_options, options_for
+from speakerd.live.connect_config import connect_config_and_warnings, http_options, options_for
 from speakerd.live.store import ResumptionStore
+from speakerd.live.tokens import TokenError, TokenSource, load_device_secret
 from speakerd.live.tools import ToolRegistry
 
 log = logging.getLogger("speakerd.live")
 
 MAX_BUFFERED_AUDIO_SECONDS = 30.0
+MAX_REPLAY_AUDIO_SECONDS = 30.0
 GO_AWAY_MARGIN_SECONDS = 1.0
 AUDIO_MIME = f"audio/pcm;rate={SAMPLE_RATE_IN}"
 
@@ -64,6 +68,8 @@ class SessionStats:
     go_aways: int = 0
     dropped_audio_bytes: int = 0
     reconnect_gaps: list[float] = field(default_factory=list)
+    backoffs: list[float] = field(default_factory=list)
+    replayed_items: int = 0
 
 
 def _duration(text: str | None) -> float:
@@ -77,6 +83,9 @@ def _reason(e: BaseException) -> str:
     return text.splitlines()[0][:160]
 
 
+_REALTIME = frozenset({"audio", "audio_end", "text", "activity_start", "activity_end"})
+
+
 class LiveSession:
     def __init__(
         self,
@@ -86,8 +95,8 @@ class LiveSession:
         store: ResumptionStore,
         tools: ToolRegistry,
         http_options: types.HttpOptions | None = None,
-        push_to_talk: bool = False,
-        token_source: Callable[[], Any] | None = None,
+        push_to_talk: bool | None = None,
+        token_source: TokenSource | None = None,
         force_compression: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -97,8 +106,17 @@ class LiveSession:
         self.store = store
         self.tools = tools
         self._http_options = http_options
-        self.push_to_talk = push_to_talk
+        self.push_to_talk = config.settings.gpio.push_to_talk if push_to_talk is None else push_to_talk
         self.token_source = token_source
+        self._token_error: LiveError | None = None
+        if token_source is None and self.live.token_broker.url:
+            secret = load_device_secret()
+            if secret is None:
+                self._token_error = LiveError(
+                    "live.token_broker.url is set but there is no device secret (credential "
+                    "speakerd-device-secret or SPEAKERD_DEVICE_SECRET)", fatal=True)
+            else:
+                self.token_source = TokenSource(self.live.token_broker, secret, clock=clock)
         self.force_compression = force_compression
         self.clock = clock
         self.stats = SessionStats()
@@ -118,6 +136,12 @@ class LiveSession:
         self._fresh_retry_used = False
         self._disconnected_at: float | None = None
         self._warned_overflow = False
+        self._timers: list[asyncio.TimerHandle] = []  # per connection: goAway deadline, token expiry
+        self._switch_by_go_away = False
+        self._since_handle: deque[tuple[str, Any]] = deque()  # sent since the newest handle: replayed
+        self._since_handle_audio = 0
+        self._token_retry_used = False
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-store")
 
     # Public API -----------------------------------------------------------------------------------
 
@@ -182,8 +206,11 @@ class LiveSession:
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(LiveError("closed before the session was ready"))
             self._ready.exception()
+        for timer in self._timers:
+            timer.cancel()
         if self.handle is not None:
-            self.store.touch()
+            await asyncio.get_running_loop().run_in_executor(self._io, self.store.touch)
+        self._io.shutdown(wait=False)
         self.on_event(SessionState("closed"))
 
     # Outbox ---------------------------------------------------------------------------------------
@@ -224,6 +251,31 @@ class LiveSession:
                 self._outbox.popleft()  # only once sent: a failed send keeps it for the next connection
                 if kind == "audio":
                     self._audio_bytes -= len(value)
+                if kind in _REALTIME:
+                    self._remember(kind, value)
+
+    def _remember(self, kind: str, value: Any) -> None:
+        """Keep what was sent since the newest handle: a session resumed from that handle has not
+        heard it, so it is sent again first (at least once, never lost)."""
+        self._since_handle.append((kind, value))
+        if kind == "audio":
+            self._since_handle_audio += len(value)
+            limit = int(MAX_REPLAY_AUDIO_SECONDS * SAMPLE_RATE_IN * 2)
+            while self._since_handle_audio > limit and self._since_handle:
+                old_kind, old = self._since_handle.popleft()
+                if old_kind == "audio":
+                    self._since_handle_audio -= len(old)
+
+    def _replay(self) -> None:
+        """Put what the resumed session has not heard back at the front of the outbox, in order."""
+        items = list(self._since_handle)
+        self.stats.replayed_items += len(items)
+        self._since_handle.clear()
+        self._since_handle_audio = 0
+        for kind, value in reversed(items):
+            self._outbox.appendleft((kind, value))
+            if kind == "audio":
+                self._audio_bytes += len(value)
 
     async def _send(self, session: Any, kind: str, value: Any) -> None:
         if kind == "audio":
@@ -243,10 +295,15 @@ class LiveSession:
 
     # Connection loop ------------------------------------------------------------------------------
 
-    def _client(self) -> tuple[genai.Client, types.HttpOptions | None]:
+    async def _client(self) -> tuple[genai.Client, types.HttpOptions | None]:
         opts = self._http_options
+        if self._token_error is not None:
+            raise self._token_error
         if self.token_source is not None:
-            token = self.token_source()
+            try:
+                token = (await self.token_source.token(new_session=self.handle is None)).name
+            except TokenError as e:
+                raise LiveError(str(e), fatal=e.fatal) from None
             version = "v1alpha"
             if opts is None:
                 opts = http_options(self.live, api_version=version)
@@ -262,14 +319,19 @@ class LiveSession:
 
     async def _run(self) -> None:
         attempt = 0
+        outcome = "first"
         while not self._closing:
-            self.on_event(SessionState("connecting" if self.stats.connects == 0 else "reconnecting",
-                                       resumed=self.handle is not None))
+            if outcome == "first":
+                self.on_event(SessionState("connecting", resumed=self.handle is not None))
             try:
                 outcome = await self._connection()
             except LiveError as e:
-                self._fail(str(e), fatal=e.fatal)
-                return
+                if not e.fatal and self.token_source is not None:
+                    log.warning("%s; retrying", e)  # the broker may be back in a moment
+                    outcome = "retry"
+                else:
+                    self._fail(self._redact(str(e)), fatal=e.fatal)
+                    return
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # a bug or an SDK surprise: report, back off, retry
@@ -280,12 +342,16 @@ class LiveSession:
             if outcome == "switch":
                 attempt = 0
                 continue
+            if outcome == "fresh_token":
+                continue
             if outcome == "fresh":
+                self.on_event(SessionState("reconnecting", "starting a new conversation"))
                 continue
             attempt += 1
             delay = min(self.live.reconnect_max_seconds, 0.25 * 2 ** min(attempt - 1, 10))
             delay *= random.uniform(0.5, 1.0)  # jitter, so a fleet does not reconnect in step
             self.on_event(SessionState("reconnecting", f"retrying in {delay:.1f} s"))
+            self.stats.backoffs.append(delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._switch.wait(), delay)
 
@@ -300,8 +366,8 @@ class LiveSession:
 
     async def _connection(self) -> str:
         """One connection, from connect to close. Returns what to do next."""
-        client, _opts = self._client()
-        config, warnings = build_connect_config(
+        client, _opts = await self._client()
+        config, warnings = connect_config_and_warnings(
             self.live, self.tools, handle=self.handle, push_to_talk=self.push_to_talk,
             force_compression=self.force_compression,
         )
@@ -316,12 +382,12 @@ class LiveSession:
             log.warning("Live service did not answer within %.0f s", self.live.connect_timeout_seconds)
             return "retry"
         except errors.APIError as e:
-            return self._decide(e.code, _reason(e))
+            return self._decide(e.code, self._redact(_reason(e)))
         except websockets.InvalidStatus as e:
             status = e.response.status_code
             return self._decide(1008 if status in (401, 403) else 1011, f"HTTP {status}")
         except (OSError, websockets.WebSocketException) as e:
-            log.warning("cannot reach the Live service: %s", _reason(e))
+            log.warning("cannot reach the Live service: %s", self._redact(_reason(e)))
             return "retry"
         self._session = session
         self.session_id = getattr(session, "session_id", None)
@@ -332,9 +398,13 @@ class LiveSession:
             if self._disconnected_at is not None:
                 self.stats.reconnect_gaps.append(self.clock() - self._disconnected_at)
         self._fresh_retry_used = self._fresh_retry_used and self.handle is None
+        self._token_retry_used = False
         self._switch.clear()
         self._go_away_pending = False
         self._generating = False
+        if self.stats.connects > 1:
+            self._replay()
+        self._schedule_token_refresh()
         if self._ready is not None and not self._ready.done():
             self._ready.set_result(None)
         self.on_event(SessionState("ready", resumed=config.session_resumption is not None
@@ -352,12 +422,17 @@ class LiveSession:
                 task = receiver if receiver in done else sender
                 exc = task.exception()
                 if isinstance(exc, errors.APIError):
-                    outcome = self._decide(exc.code, _reason(exc))
+                    outcome = self._decide(exc.code, self._redact(_reason(exc)))
                 elif exc is not None:
-                    log.warning("Live connection lost: %s", _reason(exc))
+                    log.warning("Live connection lost: %s", self._redact(_reason(exc)))
+                if outcome == "retry":
+                    self.on_event(SessionState("reconnecting", "connection lost"))
         finally:
             self._session = None
             self._disconnected_at = self.clock()
+            for timer in self._timers:
+                timer.cancel()
+            self._timers.clear()
             for t in (sender, receiver, switch):
                 t.cancel()
             await asyncio.gather(sender, receiver, switch, return_exceptions=True)
@@ -369,6 +444,12 @@ class LiveSession:
         if code == 1000 and self._go_away_pending:
             return "switch"
         if code == 1008:
+            if self.token_source is not None and not self._token_retry_used:
+                # A token out of uses or expired: one fresh token, then it is the configuration.
+                log.warning("the Live service refused the token (%s); fetching a new one", reason)
+                self.token_source.invalidate()
+                self._token_retry_used = True
+                return "fresh_token"
             raise LiveError(f"the Live service refused the session (1008): {reason}", fatal=True)
         if code == 1007:
             if self.handle is not None and not self._fresh_retry_used:
@@ -427,7 +508,10 @@ class LiveSession:
             upd = msg.session_resumption_update
             if upd.resumable and upd.new_handle:
                 self.handle = upd.new_handle
-                self.store.save(upd.new_handle)
+                self._since_handle.clear()
+                self._since_handle_audio = 0
+                # fsync on an SD card can take 100 ms: never on the loop; one thread keeps the order.
+                asyncio.get_running_loop().run_in_executor(self._io, self.store.save, upd.new_handle)
         if msg.go_away is not None:
             left = _duration(msg.go_away.time_left)
             self.stats.go_aways += 1
@@ -436,8 +520,27 @@ class LiveSession:
             if not self._generating and not self._tool_tasks:
                 self._switch.set()
             else:  # let the reply finish, but move before the server cuts us off
-                asyncio.get_running_loop().call_later(max(0.0, left - GO_AWAY_MARGIN_SECONDS),
-                                                      self._switch.set)
+                margin = max(GO_AWAY_MARGIN_SECONDS, 2 * (self.stats.last_connect_seconds or 0.0))
+                self._timers.append(asyncio.get_running_loop().call_later(
+                    max(0.0, left - min(margin, left / 2)), self._switch.set))
+
+    def _schedule_token_refresh(self) -> None:
+        """Move to a new connection (resumed, with a fresh token) before the token expires."""
+        source = self.token_source
+        token = source.current if source is not None else None
+        if source is None or token is None:
+            return
+        due = token.expires_at - source.settings.refresh_before_seconds - self.clock()
+        self._timers.append(asyncio.get_running_loop().call_later(max(1.0, due), self._switch.set))
+
+    def _redact(self, text: str) -> str:
+        secrets = [self.cfg.api_key.get_secret_value()] if self.cfg.api_key is not None else []
+        if self.token_source is not None:
+            secrets += self.token_source.secret_values
+        for secret in secrets:
+            if len(secret) >= 4:
+                text = text.replace(secret, "**********")
+        return text
 
     def _start_tool(self, call: types.FunctionCall) -> None:
         call_id, name = call.id or "", call.name or ""
@@ -449,9 +552,11 @@ class LiveSession:
                 result = await self.tools.call(name, args)
             finally:
                 self._tool_tasks.pop(call_id, None)
+            scheduling = self.tools.scheduling(name) if options_for(self.live.model).non_blocking_tools else None
             response = types.FunctionResponse(id=call_id or None, name=name, response=result,
-                                              scheduling=self.tools.scheduling(name))
+                                              scheduling=scheduling)
             self._put("tool_response", [response])
+            self.on_event(ToolResult(call_id, name, result))
             if self._go_away_pending and not self._generating and not self._tool_tasks:
                 self._switch.set()
 

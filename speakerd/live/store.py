@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import tempfile
 import time
@@ -33,17 +34,19 @@ class ResumptionStore:
     def load(self) -> str | None:
         """The stored handle when it is for this model and young enough; otherwise None (warned)."""
         try:
-            raw = self.path.read_text(encoding="utf-8")
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return None
         except OSError as e:
             log.warning("ignoring the resumption file %s: %s", self.path, e.strerror or e)
             return None
         try:
-            data = json.loads(raw)
+            data = json.loads(raw.decode("utf-8"))
             handle, model, saved = data["handle"], data["model"], float(data["saved_at"])
             if not isinstance(handle, str) or not handle or not isinstance(model, str):
                 raise ValueError("bad field types")
+            if not math.isfinite(saved):
+                raise ValueError("bad time")
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring the resumption file %s: it is corrupt; starting a new conversation",
                         self.path)

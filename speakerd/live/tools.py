@@ -12,7 +12,9 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import re
+import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -178,32 +180,63 @@ class ToolRegistry:
                 *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT, start_new_session=True,
             )
+            cap = cmd.max_output_bytes
+
+            async def collect() -> bytes:
+                # Keep at most cap + 1 bytes (to know it was cut); drain the rest so the tool ends.
+                assert proc.stdout is not None
+                data = bytearray()
+                while chunk := await proc.stdout.read(65536):
+                    if len(data) <= cap:
+                        data += chunk[: cap + 1 - len(data)]
+                await proc.wait()
+                return bytes(data)
+
             try:
-                out, _ = await asyncio.wait_for(proc.communicate(), cmd.timeout_seconds)
+                out = await asyncio.wait_for(collect(), cmd.timeout_seconds)
             except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
+                _kill_group(proc)
                 await proc.wait()
                 return {"error": f"timed out after {cmd.timeout_seconds:g} s"}
             except asyncio.CancelledError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
+                _kill_group(proc)
                 raise
-            return {"exit_code": proc.returncode, "output": _cap(out or b"", cmd.max_output_bytes)}
+            return {"exit_code": proc.returncode, "output": _cap(out, cap)}
         import httpx
 
-        assert cmd.url is not None
-        async with httpx.AsyncClient(timeout=cmd.timeout_seconds, follow_redirects=False) as client:
-            try:
-                if cmd.method == "GET":
-                    resp = await client.get(cmd.url, params=values)
-                else:
-                    resp = await client.post(cmd.url, json=args)
-            except httpx.TimeoutException:
-                return {"error": f"timed out after {cmd.timeout_seconds:g} s"}
-            except httpx.HTTPError as e:
-                return {"error": f"request failed ({type(e).__name__})"}
-        return {"status": resp.status_code, "output": _cap(resp.content, cmd.max_output_bytes)}
+        url = cmd.url
+        assert url is not None
+
+        async def fetch() -> dict[str, Any]:
+            async with httpx.AsyncClient(timeout=cmd.timeout_seconds, follow_redirects=False) as client:
+                request = client.build_request(
+                    cmd.method, url, params=values if cmd.method == "GET" else None,
+                    json=args if cmd.method == "POST" else None)
+                resp = await client.send(request, stream=True)
+                body = bytearray()
+                try:
+                    async for chunk in resp.aiter_bytes():  # read no more than the cap (plus one chunk)
+                        body += chunk
+                        if len(body) > cmd.max_output_bytes:
+                            break
+                finally:
+                    await resp.aclose()
+                return {"status": resp.status_code, "output": _cap(bytes(body), cmd.max_output_bytes)}
+
+        try:
+            return await asyncio.wait_for(fetch(), cmd.timeout_seconds)
+        except (httpx.TimeoutException, TimeoutError):
+            return {"error": f"timed out after {cmd.timeout_seconds:g} s"}
+        except httpx.HTTPError as e:
+            return {"error": f"request failed ({type(e).__name__})"}
+
+
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    """The tool runs in its own session: end it and whatever it started."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
 
 
 def _substitute(part: str, values: Mapping[str, str]) -> str:

@@ -8,6 +8,7 @@ from speakerd.events import (
     ReplyAudio,
     SessionState,
     ToolCall,
+    ToolResult,
     Transcript,
     TurnComplete,
     WakeDetected,
@@ -20,7 +21,6 @@ from speakerd.state import (
     Started,
     TimerFired,
     Timings,
-    ToolFinished,
     UserAction,
     UserSpeech,
 )
@@ -137,7 +137,7 @@ def test_end_conversation_tool_waits_for_the_goodbye() -> None:
     m = started()
     in_reply(m)
     m.handle(ToolCall("c1", "end_conversation", {}))
-    assert m.handle(ToolFinished("c1", end_conversation=True)) == []
+    assert m.handle(ToolResult("c1", "end_conversation", {"result": "ok"})) == []
     m.handle(TurnComplete())
     assert "close_session" in kinds(m.handle(PlaybackDrained()))
 
@@ -187,3 +187,13 @@ def test_push_to_talk_uses_activity_markers() -> None:
     assert kinds(m.handle(UserAction("ptt_end"))) == ["activity_end", "stream", "show:thinking"]
     k = kinds(m.handle(UserAction("ptt_start")))
     assert k[:2] == ["stream", "activity_start"]
+
+
+def test_a_finished_tool_does_not_hold_the_conversation_open() -> None:
+    m = started()
+    in_reply(m)
+    m.handle(ToolCall("v1", "set_volume", {"level": 40}))
+    m.handle(ToolResult("v1", "set_volume", {"volume": 40}))
+    m.handle(TurnComplete())
+    m.handle(PlaybackDrained())
+    assert "close_session" in kinds(m.handle(TimerFired("follow_up")))

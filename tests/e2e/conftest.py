@@ -1,0 +1,78 @@
+"""End-to-end fixtures: the real daemon process with the emulator, ALSA soft devices and mock pins."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from speakerd.emulator import Scenario
+from speakerd.emulator.tts import synthesize
+from speakerd.events import FRAME_BYTES, SAMPLE_RATE_IN
+from speakerd.rig import Rig
+
+pytestmark = pytest.mark.slow
+
+SCENARIO = Scenario.from_dict({
+    "default_reply": "That is all I know.",
+    "turns": [
+        {"user_transcript": "what time is it", "reply_text": "It is time for a test."},
+        {"user_transcript": "and tomorrow", "reply_text": "Tomorrow will be sunny."},
+        {"user_transcript": "tell me a story", "reply_text": (
+            "Once upon a time there was a very small speaker that told very long stories, "
+            "so long that everybody in the house learned to interrupt it politely.")},
+    ],
+})
+
+
+def silence(seconds: float) -> bytes:
+    return b"\0\0" * int(seconds * SAMPLE_RATE_IN)
+
+
+def speech(text: str) -> bytes:
+    return synthesize(text, rate=SAMPLE_RATE_IN)
+
+
+WAKE = silence(1.2) + speech("hey jarvis") + silence(0.4)
+
+
+def contiguous_in(haystack: bytes, needle: bytes) -> int:
+    """Offset of ``needle`` in ``haystack`` found through a loud anchor frame, or -1."""
+    x = np.frombuffer(needle[: len(needle) - len(needle) % 2], dtype="<i2").astype(np.int64)
+    n = len(x) // (FRAME_BYTES // 2)
+    if n == 0:
+        return -1
+    energy = (x[: n * (FRAME_BYTES // 2)].reshape(n, -1) ** 2).mean(axis=1)
+    anchor = int(np.argmax(energy)) * FRAME_BYTES
+    found = haystack.find(needle[anchor : anchor + FRAME_BYTES])
+    if found < 0:
+        return -1
+    start = found - anchor
+    return start if start >= 0 and haystack[start : start + len(needle)] == needle else -1
+
+
+def loud_seconds(pcm: bytes, rate: int) -> float:
+    x = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2").astype(np.float64)
+    block = rate // 50
+    n = len(x) // block
+    if n == 0:
+        return 0.0
+    rms = np.sqrt((x[: n * block].reshape(n, block) ** 2).mean(axis=1))
+    return float((rms > 300).sum()) / 50
+
+
+@pytest.fixture
+def rig_factory(tmp_path: Path) -> Iterator[type[Rig]]:
+    made: list[Rig] = []
+
+    class _Rig(Rig):
+        def __init__(self, *a: object, **kw: object) -> None:
+            kw.setdefault("scenario", SCENARIO)  # type: ignore[arg-type]
+            super().__init__(tmp_path / f"rig{len(made)}", *a, **kw)  # type: ignore[arg-type]
+            made.append(self)
+
+    yield _Rig
+    for r in made:
+        r.close()

@@ -1,0 +1,168 @@
+"""The real daemon, end to end: what the emulator received and what the speaker file holds."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import pytest
+
+from speakerd.emulator import Fault
+from speakerd.rig import Rig
+from tests.e2e.conftest import WAKE, contiguous_in, loud_seconds, silence, speech
+
+pytestmark = pytest.mark.slow
+
+
+def test_wake_question_reply_no_frame_lost_with_slow_connect(rig_factory: type[Rig]) -> None:
+    with rig_factory() as rig:
+        assert rig.mic is not None and rig.emulator is not None and rig.devices is not None
+        rig.mic.say(silence(2.0))
+        rig.mic.wait_idle()
+        assert rig.emulator.connections == []  # nothing leaves the device while idle
+
+        rig.emulator.inject(Fault("stall", during="setup", seconds=0.6))  # a slow connect
+        start = len(rig.mic.sent)
+        rig.mic.say(WAKE + speech("what time is it?") + silence(2.5))
+        rig.wait_state("speaking", timeout=40)
+        rig.wait_state("listening", timeout=40, start=rig.wait_state("speaking") + 1)
+
+        received = rig.emulator.received_audio()
+        sent = bytes(rig.mic.sent)
+        offset = contiguous_in(sent, received)
+        assert offset >= 0, "the audio the emulator received is not an unbroken slice of what was said"
+        question_at = start + len(WAKE)
+        assert offset <= question_at, "audio after the wake word is missing"
+        assert offset >= start + len(silence(1.2)), "audio from before the wake word was sent"
+        heard = rig.speaker_pcm()
+        reply = loud_seconds(heard, rig.devices.speaker_rate)
+        assert reply > 1.0, f"only {reply:.2f} s of reply audio reached the speaker"
+        assert "you: what time is it" in rig.log_text()
+
+
+def test_follow_up_inside_window_and_none_after(rig_factory: type[Rig]) -> None:
+    with rig_factory(config="[conversation]\nfollow_up_seconds = 3.0\n") as rig:
+        assert rig.mic is not None and rig.emulator is not None
+        rig.mic.say(WAKE + speech("what time is it?") + silence(2.0))
+        first = rig.wait_state("speaking", timeout=40)
+        rig.wait_state("listening", timeout=40, start=first + 1)
+        rig.mic.say(silence(0.3) + speech("and tomorrow?") + silence(2.0))
+        second = rig.wait_state("speaking", timeout=40, start=first + 1)
+        assert "you: and tomorrow" in rig.log_text()
+        rig.wait_state("idle", timeout=40, start=second)
+        assert len(rig.emulator.connections) == 1
+        assert rig.emulator.messages("realtimeInput")[-1].get("audioStreamEnd") is True
+        heard_before = len(rig.emulator.received_audio())
+        rig.mic.say(speech("what time is it?") + silence(2.0))
+        rig.mic.wait_idle()
+        time.sleep(0.5)
+        assert len(rig.emulator.received_audio()) == heard_before
+        assert len(rig.emulator.connections) == 1
+
+
+def test_barge_in_by_voice_and_by_button(rig_factory: type[Rig]) -> None:
+    with rig_factory(config="[conversation]\nfollow_up_seconds = 6.0\n") as rig:
+        assert rig.mic is not None and rig.emulator is not None
+        # Turn 1, then a long story in turn 3 to interrupt; turn 2's answer is interrupted by button.
+        rig.mic.say(WAKE + speech("what time is it?") + silence(2.0))
+        s1 = rig.wait_state("speaking", timeout=40)
+        rig.wait_state("listening", timeout=40, start=s1 + 1)
+        rig.mic.say(silence(0.3) + speech("and tomorrow?") + silence(1.0))
+        s2 = rig.wait_state("speaking", timeout=40, start=s1 + 1)
+        reply = rig.ctl("press", 0.1)
+        assert reply["ok"], reply
+        rig.wait_log(r"^button short -> interrupt$", timeout=10, start=s2)
+        b = rig.wait_state("listening", timeout=10, start=s2)
+        rig.wait_log(r"^interrupt to silence", timeout=10, start=s2)
+        assert rig.states(s2)[:2] == ["speaking", "listening"]
+        rig.mic.say(silence(0.3) + speech("tell me a story") + silence(1.0))
+        s3 = rig.wait_state("speaking", timeout=40, start=b)
+        time.sleep(1.0)
+        rig.mic.say(speech("stop stop stop, that is enough") + silence(2.0))
+        rig.wait_log(r"^interrupted by voice$", timeout=20, start=s3)
+        assert rig.emulator.wait_for(lambda: any(e.kind == "interruptedBy" or "interrupt" in e.kind
+                                                 for e in rig.emulator.events), timeout=5)
+
+
+def test_long_press_mutes_sends_audio_stream_end_and_stops_streaming(rig_factory: type[Rig]) -> None:
+    with rig_factory() as rig:
+        assert rig.mic is not None and rig.emulator is not None
+        rig.mic.say(WAKE + speech("what time is it?") + silence(2.0))
+        s = rig.wait_state("speaking", timeout=40)
+        rig.wait_state("listening", timeout=40, start=s + 1)
+        assert rig.ctl("press", 1.6)["ok"]
+        rig.wait_state("muted", timeout=10, start=s)
+        assert rig.emulator.wait_for(
+            lambda: any(m.get("audioStreamEnd") for m in rig.emulator.messages("realtimeInput")), timeout=5)
+        heard = len(rig.emulator.received_audio())
+        rig.mic.say(WAKE + speech("what time is it?") + silence(1.0))
+        rig.mic.wait_idle()
+        time.sleep(0.5)
+        assert len(rig.emulator.received_audio()) == heard
+        assert rig.states(s)[-1] == "muted"
+        assert rig.ctl("status")["muted"] is True
+
+
+def test_tool_call_runs_and_its_answer_is_spoken(rig_factory: type[Rig]) -> None:
+    from speakerd.emulator import Scenario
+
+    scenario = Scenario.from_dict({"turns": [{
+        "user_transcript": "what time is it",
+        "tool_calls": [{"name": "current_time", "args": {}}],
+        "after_tool_text": "It is {result} right now.",
+    }]})
+    with rig_factory(scenario=scenario) as rig:
+        assert rig.mic is not None and rig.emulator is not None
+        rig.mic.say(WAKE + speech("what time is it?") + silence(2.0))
+        rig.wait_log(r"^tool current_time", timeout=40)
+        responses = rig.emulator.wait_for(lambda: rig.emulator.messages("toolResponse"), timeout=20)
+        result = json.dumps(responses[0])
+        assert "current_time" in result
+        rig.wait_state("speaking", timeout=30)
+
+
+def test_sigterm_mid_reply_then_restart_resumes_and_kill9_too(rig_factory: type[Rig]) -> None:
+    with rig_factory() as rig:
+        assert rig.mic is not None and rig.emulator is not None and rig.notify is not None
+        rig.mic.say(WAKE + speech("tell me a story") + silence(1.5))
+        rig.wait_state("speaking", timeout=40)
+        rig.send_signal(signal.SIGTERM)
+        rig.notify.wait_for(lambda m: m.get("STOPPING") == "1", timeout=15)
+        assert rig.wait_exit(30) == 0
+        store = list(rig.state_dir.glob("*resum*"))
+        assert store, f"no resumption file in {sorted(p.name for p in rig.state_dir.iterdir())}"
+
+        rig.start()
+        mark = len(rig.lines)
+        rig.mic.say(WAKE + speech("and tomorrow?") + silence(2.0))
+        rig.wait_log(r"Live session ready \(resumed\)", timeout=40, start=mark)
+        assert rig.emulator.connections[-1].resumed_handle
+
+        rig.wait_state("speaking", timeout=40, start=mark)
+        rig.send_signal(signal.SIGKILL)
+        rig.wait_exit(10)
+        rig.start()
+        mark = len(rig.lines)
+        rig.mic.say(WAKE + speech("what time is it?") + silence(2.0))
+        rig.wait_log(r"Live session ready \(resumed\)", timeout=40, start=mark)
+        assert rig.emulator.connections[-1].resumed_handle
+
+
+def test_speakerctl_against_the_running_daemon(rig_factory: type[Rig]) -> None:
+    with rig_factory() as rig:
+        assert rig.emulator is not None
+        status = rig.ctl("status")
+        assert status["ok"] and status["state"] == "idle" and "rig-test-key" not in json.dumps(status)
+        assert rig.ctl("volume", 35)["ok"] and rig.ctl("status")["volume"] == 35
+        assert rig.ctl("say", "what time is it")["ok"]
+        rig.wait_state("speaking", timeout=40)
+        assert any(m.get("text") for m in rig.emulator.messages("realtimeInput")) or \
+            rig.emulator.messages("clientContent")
+        assert rig.ctl("interrupt")["ok"]
+        rig.wait_state("listening", timeout=10)
+        assert rig.ctl("mute")["ok"]
+        rig.wait_state("muted", timeout=10)
+        assert rig.ctl("say", "hello")["ok"] is False
+        assert rig.ctl("unmute")["ok"]
+        rig.wait_state("idle", timeout=10, start=rig.wait_state("muted"))
