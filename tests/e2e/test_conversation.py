@@ -52,6 +52,7 @@ def test_follow_up_inside_window_and_none_after(rig_factory: type[Rig]) -> None:
         assert "you: and tomorrow" in rig.log_text()
         rig.wait_state("idle", timeout=40, start=second)
         assert len(rig.emulator.connections) == 1
+        rig.emulator.wait_for(lambda: rig.emulator.connections[0].closed, timeout=10)
         assert rig.emulator.messages("realtimeInput")[-1].get("audioStreamEnd") is True
         heard_before = len(rig.emulator.received_audio())
         rig.mic.say(speech("what time is it?") + silence(2.0))

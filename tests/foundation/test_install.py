@@ -16,7 +16,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 def run(destdir: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "DESTDIR": str(destdir)}
+    # The caller's pip settings (index, proxy, find-links) are kept; keys and config paths are not.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SPEAKERD_", "GEMINI_", "GOOGLE_", "CREDENTIALS_", "NOTIFY_"))}
+    env["DESTDIR"] = str(destdir)
     return subprocess.run(["bash", str(SCRIPT), *args], env=env, input=stdin, capture_output=True,
                           text=True, timeout=900)
 

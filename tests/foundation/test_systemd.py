@@ -11,13 +11,16 @@ from pathlib import Path
 import pytest
 
 from speakerd import systemd
+from speakerd.audio.softdev import SoftDevices
 from tests.conftest import NotifySocket, base_env
 
 
 def _start(cfg: Path, ns: NotifySocket, **env: str) -> subprocess.Popen[str]:
+    # A silent microphone (/dev/zero) and a file speaker: ALSA software devices, no sound card.
+    devices = SoftDevices(cfg.parent / "alsa", mic_infile=Path("/dev/zero"))
     return subprocess.Popen(
         [sys.executable, "-m", "speakerd", "run", "--config", str(cfg)],
-        env=base_env(NOTIFY_SOCKET=str(ns.path), **env),
+        env=base_env(NOTIFY_SOCKET=str(ns.path), **devices.env(), **env),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
@@ -27,6 +30,7 @@ def daemon_config(tmp_path: Path, extra: str = "") -> Path:
     path.write_text(
         f"[state]\ndirectory = '{tmp_path / 'state'}'\n"
         f"[control]\nsocket = '{tmp_path / 'control.sock'}'\ngroup = ''\n"
+        f"[audio]\ninput_device = '{SoftDevices.mic_name}'\noutput_device = '{SoftDevices.speaker_name}'\n"
         "[gpio]\nenabled = 'off'\n" + extra
     )
     return path
@@ -41,7 +45,7 @@ def test_ready_status_watchdog_reload_and_stop(tmp_path: Path, notify_socket: No
         notify_socket.wait_for(lambda m: m.get("WATCHDOG") == "1", start=ready)
 
         # A bad new file: RELOADING then READY, the old configuration kept and the process alive.
-        cfg.write_text(cfg.read_text() + "[audio]\nvolume = 170\n")
+        cfg.write_text(cfg.read_text().replace("[audio]\n", "[audio]\nvolume = 170\n"))
         proc.send_signal(signal.SIGHUP)
         r1 = notify_socket.wait_for(lambda m: m.get("RELOADING") == "1", start=ready + 1)
         notify_socket.wait_for(lambda m: m.get("READY") == "1", start=r1)
@@ -66,11 +70,11 @@ def test_ready_status_watchdog_reload_and_stop(tmp_path: Path, notify_socket: No
 
 
 def test_bad_config_at_start_exits_78_with_one_line(tmp_path: Path, notify_socket: NotifySocket) -> None:
-    cfg = daemon_config(tmp_path, "[audio]\nvolume = 170\n")
+    cfg = daemon_config(tmp_path, "[wakeword]\nthreshold = 1.5\n")
     proc = _start(cfg, notify_socket)
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 78
-    assert err == "speakerd.toml: audio.volume: must be <= 100 (got 170)\n"
+    assert err == "speakerd.toml: wakeword.threshold: must be < 1.0 (got 1.5)\n"
     assert notify_socket.count("READY") == 0
 
 
