@@ -36,7 +36,7 @@ d() { printf '%s%s' "$DESTDIR" "$1"; }
 have_systemd() { [ -z "$DESTDIR" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; }
 if [ -z "$DESTDIR" ] && [ "$(id -u)" -ne 0 ]; then die "run as root: sudo $0 $*"; fi
 
-uninstall() {
+do_uninstall() {
     if have_systemd; then
         systemctl disable --now speakerd.service 2>/dev/null || true
     fi
@@ -65,7 +65,7 @@ read_key() {
     printf '%s' "$key" | tr -d '[:space:]'
 }
 
-install() {
+do_install() {
     local py venv
     if [ -z "$DESTDIR" ]; then
         apt_ensure "${SPEAKERD_BUILD_PKGS[@]}" alsa-utils python3-lgpio python3-spidev
@@ -132,4 +132,4 @@ install() {
     fi
 }
 
-if [ "$mode" = uninstall ]; then uninstall; else install; fi
+if [ "$mode" = uninstall ]; then do_uninstall; else do_install; fi

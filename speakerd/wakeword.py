@@ -24,6 +24,7 @@ from speakerd.events import AudioFrame, WakeDetected
 log = logging.getLogger("speakerd.wakeword")
 BUILTIN = ("alexa", "hey_jarvis", "hey_mycroft", "hey_rhasspy")
 QUEUE_FRAMES = 25  # 2 s
+FLUSH_SAMPLES = 16000 * 2  # longer than the models' 1.5 s feature window
 
 
 class WakeWordError(Exception):
@@ -154,8 +155,7 @@ class WakeWordDetector:
                 return
             if self._reset.is_set():
                 self._reset.clear()
-                self.model.reset()
-                self._streak = dict.fromkeys(self.keys, 0)
+                self._flush_model()
             if self._paused:
                 continue
             try:
@@ -165,6 +165,15 @@ class WakeWordDetector:
                 continue
             self.frames += 1
             self._check(scores, frame)
+
+    def _flush_model(self) -> None:
+        """Forget the audio heard before a pause. Model.reset() clears only the scores; the feature
+        buffers would still hold the last wake word and fire it again, so push silence through."""
+        silence = np.zeros(FLUSH_SAMPLES, dtype=np.int16)
+        for i in range(0, len(silence), 1280):
+            self.model.predict(silence[i : i + 1280])
+        self.model.reset()
+        self._streak = dict.fromkeys(self.keys, 0)
 
     def _check(self, scores: dict[str, float], frame: AudioFrame) -> None:
         for key in self.keys:

@@ -58,7 +58,7 @@ def test_follow_up_inside_window_and_none_after(rig_factory: type[Rig]) -> None:
         rig.mic.say(speech("what time is it?") + silence(2.0))
         rig.mic.wait_idle()
         time.sleep(0.5)
-        assert len(rig.emulator.received_audio()) == heard_before
+        assert len(rig.emulator.received_audio()) == heard_before, rig.log_text()
         assert len(rig.emulator.connections) == 1
 
 
