@@ -49,6 +49,7 @@ log = logging.getLogger("speakerd.live")
 MAX_BUFFERED_AUDIO_SECONDS = 30.0
 MAX_REPLAY_AUDIO_SECONDS = 30.0
 GO_AWAY_MARGIN_SECONDS = 1.0
+HEALTHY_SECONDS = 10.0  # a connection that lasted this long resets the reconnect backoff
 AUDIO_MIME = f"audio/pcm;rate={SAMPLE_RATE_IN}"
 
 
@@ -134,12 +135,16 @@ class LiveSession:
         self._generating = False
         self._tool_tasks: dict[str, asyncio.Task[None]] = {}
         self._fresh_retry_used = False
+        self._healthy = False
         self._disconnected_at: float | None = None
         self._warned_overflow = False
         self._timers: list[asyncio.TimerHandle] = []  # per connection: goAway deadline, token expiry
         self._switch_by_go_away = False
-        self._since_handle: deque[tuple[str, Any]] = deque()  # sent since the newest handle: replayed
+        # Input sent that no stored handle covers yet: a resumed session has not heard it, so it is
+        # sent again first. Items before the newest turnComplete are covered by the next handle.
+        self._since_handle: deque[tuple[str, Any]] = deque()
         self._since_handle_audio = 0
+        self._covered = 0
         self._token_retry_used = False
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-store")
 
@@ -255,16 +260,20 @@ class LiveSession:
                     self._remember(kind, value)
 
     def _remember(self, kind: str, value: Any) -> None:
-        """Keep what was sent since the newest handle: a session resumed from that handle has not
-        heard it, so it is sent again first (at least once, never lost)."""
+        """Keep input no handle covers yet: after a drop the session resumes from the newest handle,
+        which has not heard it, so it is sent again first (at least once, never lost)."""
         self._since_handle.append((kind, value))
         if kind == "audio":
             self._since_handle_audio += len(value)
             limit = int(MAX_REPLAY_AUDIO_SECONDS * SAMPLE_RATE_IN * 2)
             while self._since_handle_audio > limit and self._since_handle:
-                old_kind, old = self._since_handle.popleft()
-                if old_kind == "audio":
-                    self._since_handle_audio -= len(old)
+                self._forget_oldest()
+
+    def _forget_oldest(self) -> None:
+        kind, value = self._since_handle.popleft()
+        if kind == "audio":
+            self._since_handle_audio -= len(value)
+        self._covered = max(0, self._covered - 1)
 
     def _replay(self) -> None:
         """Put what the resumed session has not heard back at the front of the outbox, in order."""
@@ -272,6 +281,7 @@ class LiveSession:
         self.stats.replayed_items += len(items)
         self._since_handle.clear()
         self._since_handle_audio = 0
+        self._covered = 0
         for kind, value in reversed(items):
             self._outbox.appendleft((kind, value))
             if kind == "audio":
@@ -342,6 +352,8 @@ class LiveSession:
             if outcome == "switch":
                 attempt = 0
                 continue
+            if self._healthy:  # a connection that worked for a while starts the backoff over
+                attempt = 0
             if outcome == "fresh_token":
                 continue
             if outcome == "fresh":
@@ -409,6 +421,8 @@ class LiveSession:
             self._ready.set_result(None)
         self.on_event(SessionState("ready", resumed=config.session_resumption is not None
                                    and config.session_resumption.handle is not None))
+        connected_at = self.clock()
+        self._healthy = False
         sender = asyncio.create_task(self._sender(session), name="live-sender")
         receiver = asyncio.create_task(self._receiver(session), name="live-receiver")
         switch = asyncio.create_task(self._switch.wait(), name="live-switch")
@@ -430,6 +444,7 @@ class LiveSession:
         finally:
             self._session = None
             self._disconnected_at = self.clock()
+            self._healthy = self._disconnected_at - connected_at >= HEALTHY_SECONDS
             for timer in self._timers:
                 timer.cancel()
             self._timers.clear()
@@ -490,6 +505,7 @@ class LiveSession:
                 self.on_event(GenerationComplete())
             if sc.turn_complete:
                 self._generating = False
+                self._covered = len(self._since_handle)
                 usage = msg.usage_metadata.model_dump(exclude_none=True) if msg.usage_metadata else {}
                 self.on_event(TurnComplete(usage))
                 if self._go_away_pending:
@@ -508,8 +524,8 @@ class LiveSession:
             upd = msg.session_resumption_update
             if upd.resumable and upd.new_handle:
                 self.handle = upd.new_handle
-                self._since_handle.clear()
-                self._since_handle_audio = 0
+                while self._covered and self._since_handle:  # the turns this handle includes
+                    self._forget_oldest()
                 # fsync on an SD card can take 100 ms: never on the loop; one thread keeps the order.
                 asyncio.get_running_loop().run_in_executor(self._io, self.store.save, upd.new_handle)
         if msg.go_away is not None:

@@ -22,6 +22,7 @@ import stat
 import sys
 import time
 import tomllib
+import warnings
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -37,6 +38,10 @@ from speakerd import config
 from speakerd.config import LiveSettings, TokenBrokerSettings
 
 log = logging.getLogger("speakerd.tokens")
+
+# Tokens are the point of this module: the SDK's per-call "experimental" warnings are noise here.
+warnings.filterwarnings("ignore", message=r"The SDK's (token creation|ephemeral token)",
+                        category=errors.ExperimentalWarning)
 
 TOKEN_PATH = "/v1/token"  # noqa: S105 - a URL path, not a secret
 DEVICE_HEADER = "x-speakerd-device"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,17 +68,6 @@ class Recorder:
 
     def audio(self) -> bytes:
         return b"".join(e.pcm for e in self.of(ReplyAudio))
-
-
-@pytest.fixture(scope="module")
-def cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("certs")
-
-
-@pytest.fixture
-def emu(cert_dir: Path) -> Iterator[EmulatorThread]:
-    with EmulatorThread(SCENARIO, api_key=KEY, cert_dir=cert_dir, pace=6.0) as e:
-        yield e
 
 
 def make_cfg(tmp_path: Path, emu: EmulatorThread, key: str = KEY, **live: Any) -> config.Config:
@@ -204,7 +192,10 @@ async def test_go_away_mid_reply_resumes_without_gap_or_repeat(tmp_path: Path, c
         await rec.wait(lambda: rec.of(TurnComplete))
         await rec.wait(lambda: len(emu.connections) == 2 and session.is_open)
         assert rec.of(GoAway) and emu.connections[1].resumed_handle
+        handles = [e for e in emu.events if e.connection == 1 and e.kind == "handle"]
+        assert len(handles) >= 2  # the switch waited for the handle issued after the reply
         assert rec.audio() == tts.synthesize("It is time for tea.", rate=24000)  # whole, once
+        assert not any(e.phase == "reconnecting" for e in rec.of(SessionState))  # no offline blip
         await say(session, tts.synthesize("and tomorrow", rate=RATE) + quiet(0.6))
         await rec.wait(lambda: len(rec.of(TurnComplete)) == 2)
         assert [t.text for t in rec.of(Transcript) if t.role == "user"] == ["what time is it", "and tomorrow"]
