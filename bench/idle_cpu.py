@@ -28,11 +28,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from speakerd import config  # noqa: E402
-from speakerd.audio import PrerollBuffer  # noqa: E402
-from speakerd.emulator.tts import synthesize  # noqa: E402
-from speakerd.events import FRAME_SAMPLES, AudioFrame, WakeDetected  # noqa: E402
-from speakerd.wakeword import WakeWordDetector, load_model  # noqa: E402
+from speakerd import config
+from speakerd.audio import PrerollBuffer
+from speakerd.emulator.tts import synthesize
+from speakerd.events import FRAME_SAMPLES, AudioFrame, WakeDetected
+from speakerd.wakeword import WakeWordDetector, load_model
 
 
 def corpus(seconds: float) -> np.ndarray:

@@ -33,11 +33,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gpiozero.pins.mock import MockFactory, MockPWMPin  # noqa: E402
+from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from speakerd.config import AudioSettings, GpioSettings  # noqa: E402
-from speakerd.events import ButtonEvent  # noqa: E402
-from speakerd.hw import GestureButton, action_for  # noqa: E402
+from speakerd.config import AudioSettings, GpioSettings
+from speakerd.events import ButtonEvent
+from speakerd.hw import GestureButton, action_for
 
 RESULTS = ROOT / "bench" / "results" / "interrupt_latency.json"
 PIN = 17

@@ -30,15 +30,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-from google import genai  # noqa: E402
-from google.genai import types  # noqa: E402
-from pydantic import SecretStr  # noqa: E402
+import numpy as np
+from google import genai
+from google.genai import types
+from pydantic import SecretStr
 
-from speakerd import config  # noqa: E402
-from speakerd.emulator import EmulatorThread, Fault, Scenario  # noqa: E402
-from speakerd.events import GoAway, ReplyAudio, SessionState, TurnComplete  # noqa: E402
-from speakerd.live import LiveSession, ResumptionStore, ToolRegistry, build_connect_config  # noqa: E402
+from speakerd import config
+from speakerd.emulator import EmulatorThread, Fault, Scenario
+from speakerd.events import GoAway, ReplyAudio, SessionState, TurnComplete
+from speakerd.live import LiveSession, ResumptionStore, ToolRegistry, build_connect_config
 
 RESULTS = ROOT / "bench" / "results" / "live_latency.json"
 KEY = "bench-key"
@@ -138,7 +138,7 @@ async def client_run(emu: EmulatorThread, cfg: config.Config, turns: int, gaps: 
     for _ in range(gaps):
         before = len(ready_at)
         emu.inject(Fault("go_away", target="current", during="now"))
-        while len(ready_at) == before:  # noqa: ASYNC110 - a benchmark's poll
+        while len(ready_at) == before:
             await asyncio.sleep(0.001)
         out["go_away_gap"].append(ready_at[-1] - go_away_at[-1])
     await session.close()

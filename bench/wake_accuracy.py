@@ -25,10 +25,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from speakerd import config  # noqa: E402
-from speakerd.emulator.tts import synthesize  # noqa: E402
-from speakerd.events import FRAME_SAMPLES, AudioFrame, WakeDetected  # noqa: E402
-from speakerd.wakeword import WakeWordDetector, load_model, model_key  # noqa: E402
+from speakerd import config
+from speakerd.emulator.tts import synthesize
+from speakerd.events import FRAME_SAMPLES, AudioFrame, WakeDetected
+from speakerd.wakeword import WakeWordDetector, load_model, model_key
 
 VOICES = ("en", "en-us", "en-gb", "en-gb-scotland", "en-029")
 SPEEDS = (130, 165, 200)
