@@ -276,3 +276,15 @@ async def test_no_second_wake_after_pause_and_resume() -> None:
         await asyncio.sleep(0.02)
     await asyncio.to_thread(det.close)
     assert len(found) == 1
+
+
+def test_speakerd_devices_lists_the_soft_devices(tmp_path: Path) -> None:
+    from speakerd.audio.softdev import SoftDevices
+
+    dev = SoftDevices(tmp_path / "alsa", mic_infile=Path("/dev/zero"))
+    res = subprocess.run([sys.executable, "-m", "speakerd", "devices"], env={**os.environ, **dev.env()},
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].split() == ["index", "in", "out", "rate", "name"]
+    assert any(line.split()[-1] == "speakerd_mic" for line in lines[1:] if line.strip())
