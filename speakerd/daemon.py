@@ -627,6 +627,7 @@ class Daemon:
                 "wake_frames": self.detector.frames if self.detector else 0,
                 "wake_dropped": self.detector.dropped if self.detector else 0,
                 "played_samples": self.player.stats.samples_written if self.player else 0,
+                "underruns": self.player.stats.underruns if self.player else 0,
             },
         }
 

@@ -207,6 +207,11 @@ class Player:
 
     def _next_period(self) -> np.ndarray | None:
         with self._lock:
+            if not self._queue and not self._fresh:
+                # The reply is not over (no end_of_reply/flush) but nothing is left to play: the
+                # network or the model fell behind the speaker.
+                self.stats.underruns += 1
+                self._fresh = True
             while not self._queue and not self._stop:
                 self._busy = False
                 self._lock.wait(0.5)
