@@ -129,6 +129,7 @@ class Daemon:
         self.capture: Capture | None = None
         self.player: Player | None = None
         self.detector: WakeWordDetector | None = None
+        self.stop_detector: WakeWordDetector | None = None  # "stop" during a conversation
         self.leds: Leds | None = None
         self.button: GestureButton | None = None
         self.pin_factory: Any = None
@@ -205,6 +206,15 @@ class Daemon:
             )
         except WakeWordError as e:
             raise StartupError(str(e)) from None
+        if s.wakeword.stop_model:
+            stop_settings = s.wakeword.model_copy(update={"models": [s.wakeword.stop_model]})
+            try:
+                self.stop_detector = await asyncio.to_thread(
+                    WakeWordDetector, stop_settings, loop, self._on_stop_word
+                )
+            except WakeWordError as e:
+                raise StartupError(str(e).replace("wakeword.models", "wakeword.stop_model")) from None
+            self.stop_detector.pause()
         self.player = Player(s.audio, s.state.directory, loop, self._on_fault)
         self.player.start()
         self.capture = Capture(s.audio, loop, self._on_frame, self._on_fault)
@@ -243,8 +253,9 @@ class Daemon:
             await self.control.close()
         if self.capture is not None:
             await asyncio.to_thread(self.capture.stop)
-        if self.detector is not None:
-            await asyncio.to_thread(self.detector.close)
+        for detector in (self.detector, self.stop_detector):
+            if detector is not None:
+                await asyncio.to_thread(detector.close)
         if self.player is not None:
             await asyncio.to_thread(self.player.close)
         if self.button is not None:
@@ -334,6 +345,8 @@ class Daemon:
         self.preroll.push(frame)
         if self.wake_listening and self.detector is not None:
             self.detector.feed(frame)
+        elif self.stop_detector is not None and self.machine.in_conversation:
+            self.stop_detector.feed(frame)
         if self.streaming and self.session is not None:
             self.session.send_audio(frame.pcm)
             self._detect_speech(frame)
@@ -356,6 +369,11 @@ class Daemon:
         if not self.machine.in_conversation:
             self.metrics.wake_at = time.monotonic()
         self.post(event)
+
+    def _on_stop_word(self, event: WakeDetected) -> None:
+        log.info("stop word %s (score %.2f)", event.model, event.score,
+                 extra=systemd.fields(wake_model=event.model, wake_score=f"{event.score:.3f}"))
+        self.post(state.UserAction("end"))
 
     def _on_fault(self, event: DeviceFault) -> None:
         if event.recovered:
@@ -479,6 +497,8 @@ class Daemon:
             self.wake_listening = bool(e.on)
             if self.detector is not None:
                 (self.detector.resume if e.on else self.detector.pause)()
+            if self.stop_detector is not None:
+                (self.stop_detector.pause if e.on else self.stop_detector.resume)()
         elif k == "mic":
             if self.capture is not None:
                 self.capture.set_muted(not e.on)

@@ -167,3 +167,16 @@ def test_speakerctl_against_the_running_daemon(rig_factory: type[Rig]) -> None:
         assert rig.ctl("say", "hello")["ok"] is False
         assert rig.ctl("unmute")["ok"]
         rig.wait_state("idle", timeout=10, start=rig.wait_state("muted"))
+
+
+def test_stop_word_ends_the_conversation(rig_factory: type[Rig]) -> None:
+    from speakerd.emulator.tts import synthesize
+
+    with rig_factory(config='[wakeword]\nstop_model = "alexa"\n') as rig:
+        assert rig.mic is not None and rig.emulator is not None
+        rig.mic.say(WAKE + speech("tell me a story") + silence(1.0))
+        s = rig.wait_state("speaking", timeout=40)
+        rig.mic.say(silence(1.0) + synthesize("alexa", rate=16000, voice="en") + silence(1.0))
+        rig.wait_log(r"^stop word alexa", timeout=20, start=s)
+        rig.wait_state("idle", timeout=10, start=s)
+        rig.emulator.wait_for(lambda: rig.emulator.connections[0].closed, timeout=10)
