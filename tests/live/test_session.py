@@ -125,8 +125,9 @@ async def test_barge_in_interrupts(tmp_path: Path, cert_dir: Path) -> None:
             n = len(rec.of(TurnComplete))
             await say(session, tts.synthesize(text, rate=RATE) + quiet(0.6))
             await rec.wait(lambda n=n: len(rec.of(TurnComplete)) > n)
+        before = len(rec.audio())
         await say(session, tts.synthesize("tell me a story", rate=RATE) + quiet(0.6))
-        await rec.wait(lambda: len(rec.audio()) > 24000 * 2)
+        await rec.wait(lambda: len(rec.audio()) - before > 24000 * 2)  # one second into the story
         await say(session, loud(0.8))
         await rec.wait(lambda: rec.of(Interrupted))
         await session.close()
