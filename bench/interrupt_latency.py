@@ -82,7 +82,8 @@ class Audio:
 
         self.tmp = tempfile.TemporaryDirectory(prefix="speakerd-bench-")
         work = Path(self.tmp.name)
-        self.devices = softdev.SoftDevices(work / "alsa")
+        # A silent microphone: PortAudio opens every PCM while probing, and a FIFO would block it.
+        self.devices = softdev.SoftDevices(work / "alsa", mic_infile=Path("/dev/zero"))
         self._restore_env = {k: os.environ.get(k) for k in self.devices.env()}
         os.environ.update(self.devices.env())
         settings = AudioSettings(output_device=self.devices.speaker_name, earcons=False)

@@ -14,7 +14,12 @@ SYSTEM_ALSA_CONF = "/usr/share/alsa/alsa.conf"
 
 
 class SoftDevices:
-    """Writes ``asound.conf`` with ``speakerd_mic`` and ``speakerd_speaker`` under ``directory``."""
+    """Writes ``asound.conf`` with ``speakerd_mic`` and ``speakerd_speaker`` under ``directory``.
+
+    The microphone is a FIFO unless ``mic_infile`` names a file. PortAudio opens every PCM while it
+    starts, and opening a FIFO blocks until it has a writer: start the writer (``rig.MicFeeder``)
+    before PyAudio, or pass ``mic_infile=Path("/dev/zero")`` for a silent microphone.
+    """
 
     mic_name = "speakerd_mic"
     speaker_name = "speakerd_speaker"
