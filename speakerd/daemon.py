@@ -22,6 +22,7 @@ from google.genai import types
 
 from speakerd import config, state, systemd
 from speakerd.audio import AudioDeviceError, Capture, Player, PrerollBuffer
+from speakerd.audio.aec import EchoCanceller, EchoCancellerUnavailable
 from speakerd.control import ControlError, ControlServer
 from speakerd.events import (
     AudioFrame,
@@ -215,9 +216,16 @@ class Daemon:
             except WakeWordError as e:
                 raise StartupError(str(e).replace("wakeword.models", "wakeword.stop_model")) from None
             self.stop_detector.pause()
-        self.player = Player(s.audio, s.state.directory, loop, self._on_fault)
+        echo = None
+        if s.audio.echo_cancellation:
+            try:
+                echo = EchoCanceller()
+                log.info("echo cancellation on (Speex)")
+            except EchoCancellerUnavailable as e:
+                log.warning("%s; running without echo cancellation", e)
+        self.player = Player(s.audio, s.state.directory, loop, self._on_fault, echo=echo)
         self.player.start()
-        self.capture = Capture(s.audio, loop, self._on_frame, self._on_fault)
+        self.capture = Capture(s.audio, loop, self._on_frame, self._on_fault, echo=echo)
         self.capture.start()
         self.health.expect_frames(True)
         self.wake_listening = True

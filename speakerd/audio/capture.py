@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from speakerd.audio.aec import EchoCanceller
 from speakerd.audio.devices import AudioDeviceError, find_device, pyaudio_instance, pyaudio_release, supports
 from speakerd.audio.resample import StreamResampler, to_mono
 from speakerd.config import AudioSettings
@@ -39,8 +40,10 @@ class CaptureStats:
 
 class Capture:
     def __init__(self, settings: AudioSettings, loop: asyncio.AbstractEventLoop,
-                 on_frame: Callable[[AudioFrame], None], on_fault: Callable[[DeviceFault], None]) -> None:
+                 on_frame: Callable[[AudioFrame], None], on_fault: Callable[[DeviceFault], None],
+                 *, echo: EchoCanceller | None = None) -> None:
         self.settings = settings
+        self.echo = echo
         self.loop = loop
         self.on_frame = on_frame
         self.on_fault = on_fault
@@ -167,6 +170,8 @@ class Capture:
             pending = np.concatenate([pending, resampler.process(mono)])
             while len(pending) >= FRAME_SAMPLES:
                 frame, pending = pending[:FRAME_SAMPLES], pending[FRAME_SAMPLES:]
+                if self.echo is not None:
+                    frame = self.echo.process(frame)
                 self._post(self.on_frame, AudioFrame(frame.tobytes(), self._index, time.monotonic()))
                 self._index += 1
                 self.stats.frames += 1

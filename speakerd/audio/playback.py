@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 
 from speakerd.audio import earcons
+from speakerd.audio.aec import EchoCanceller
 from speakerd.audio.devices import AudioDeviceError, find_device, pyaudio_instance, pyaudio_release, supports
 from speakerd.audio.resample import StreamResampler
 from speakerd.config import AudioSettings
-from speakerd.events import SAMPLE_RATE_OUT, DeviceFault
+from speakerd.events import SAMPLE_RATE_IN, SAMPLE_RATE_OUT, DeviceFault
 
 log = logging.getLogger("speakerd.audio")
 FADE_SECONDS = 0.005
@@ -44,8 +45,10 @@ class PlayerStats:
 
 class Player:
     def __init__(self, settings: AudioSettings, state_dir: Path, loop: asyncio.AbstractEventLoop,
-                 on_fault: Callable[[DeviceFault], None]) -> None:
+                 on_fault: Callable[[DeviceFault], None], *, echo: EchoCanceller | None = None) -> None:
         self.settings = settings
+        self.echo = echo
+        self._echo_resampler: StreamResampler | None = None
         self.state_dir = state_dir
         self.loop = loop
         self.on_fault = on_fault
@@ -200,6 +203,7 @@ class Player:
             self._queue.clear()
             self._rate, self._period = rate, period
             self._resampler = StreamResampler(SAMPLE_RATE_OUT, rate)
+            self._echo_resampler = StreamResampler(rate, SAMPLE_RATE_IN)
             for chunk in pending:  # queued before the device was known: assumed 24 kHz
                 self._queue.append(self._convert(chunk.astype(np.int16), SAMPLE_RATE_OUT))
         self.stats.device_rate = rate
@@ -283,5 +287,7 @@ class Player:
             if self.stats.first_write_monotonic is None:
                 self.stats.first_write_monotonic = time.monotonic()
             stream.write(pcm.tobytes(), exception_on_underflow=False)
+            if self.echo is not None and self._echo_resampler is not None:
+                self.echo.far_end(self._echo_resampler.process(pcm))
             self.stats.periods += 1
             self.stats.samples_written += len(pcm)
