@@ -13,7 +13,7 @@ import ctypes.util
 import os
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,38 +25,37 @@ class AudioDeviceError(Exception):
 
 
 def quiet_alsa() -> None:
-    """ALSA prints probe noise straight to stderr; route it nowhere (once per process)."""
+    """ALSA and JACK print probe noise straight to stderr; route it nowhere (once per process).
+
+    Through their own error-handler hooks, not by redirecting file descriptor 2: that would
+    swallow the daemon's log lines written by other threads meanwhile.
+    """
     global _ALSA_HANDLER
     if _ALSA_HANDLER is not None:
         return
+    handlers: list[Any] = []
     name = ctypes.util.find_library("asound")
-    if not name:
-        return
-    try:
-        lib = ctypes.CDLL(name)
-        proto = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
-                                 ctypes.c_char_p)
-        _ALSA_HANDLER = proto(lambda *_: None)
-        lib.snd_lib_error_set_handler(_ALSA_HANDLER)
-    except (OSError, AttributeError):
-        _ALSA_HANDLER = False
-
-
-@contextlib.contextmanager
-def _stderr_silenced() -> Iterator[None]:
-    """PortAudio's JACK probe writes to fd 2 directly; hide it while PyAudio starts."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    if name:
+        try:
+            lib = ctypes.CDLL(name)
+            proto = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
+                                     ctypes.c_char_p)
+            handlers.append(proto(lambda *_: None))
+            lib.snd_lib_error_set_handler(handlers[-1])
+        except (OSError, AttributeError):
+            pass
+    jack = ctypes.util.find_library("jack")
+    if jack:
+        try:
+            lib = ctypes.CDLL(jack)
+            proto1 = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
+            handlers.append(proto1(lambda *_: None))
+            lib.jack_set_error_function(handlers[-1])
+            lib.jack_set_info_function(handlers[-1])
+        except (OSError, AttributeError):
+            pass
+    os.environ.setdefault("JACK_NO_START_SERVER", "1")
+    _ALSA_HANDLER = handlers
 
 
 _PA_LOCK = threading.Lock()
@@ -76,8 +75,7 @@ def pyaudio_instance() -> Any:
     with _PA_LOCK:
         if _PA is None:
             quiet_alsa()
-            with _stderr_silenced():
-                _PA = pyaudio.PyAudio()
+            _PA = pyaudio.PyAudio()
         _PA_USERS += 1
         return _PA
 
