@@ -78,6 +78,12 @@ class EmulatorThread:
 
             try:
                 loop.run_until_complete(main())
+                # Connection handlers still winding down: let them finish, not be destroyed.
+                pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             finally:
                 loop.close()
 
