@@ -65,9 +65,9 @@ async def daemon_path(audio: np.ndarray, settings: config.WakewordSettings) -> f
     for frame in frames:
         preroll.push(frame)
         detector.feed(frame)
-        while detector._queue.qsize() > 20:  # keep up without dropping, as real time would
+        while detector.pending > 20:  # keep up without dropping, as real time would
             await asyncio.sleep(0.02)  # coarse: the bench's own polling must not count much
-    while detector._queue.qsize() or detector.frames < len(frames) - detector.dropped:
+    while detector.pending or detector.frames < len(frames) - detector.dropped:
         await asyncio.sleep(0.02)
     spent = time.process_time() - t0
     await asyncio.to_thread(detector.close)

@@ -64,9 +64,9 @@ async def detect(chunks: list[np.ndarray], settings: config.WakewordSettings) ->
         for n, i in enumerate(range(0, len(audio) - FRAME_SAMPLES + 1, FRAME_SAMPLES)):
             t += 0.08
             det.feed(AudioFrame(audio[i : i + FRAME_SAMPLES].tobytes(), n, t))
-            while det._queue.qsize() > 20:
+            while det.pending > 20:
                 await asyncio.sleep(0.001)
-        while det._queue.qsize():
+        while det.pending:
             await asyncio.sleep(0.001)
         await asyncio.sleep(0.02)
         await asyncio.to_thread(det.close)

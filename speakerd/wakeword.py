@@ -46,6 +46,8 @@ def model_path(name: str) -> Path:
                                 "openwakeword installation (it must be version 0.5.1)")
         return path
     path = Path(name).expanduser()
+    if path.suffix == ".tflite":
+        raise WakeWordError(f"wakeword.models: {name}: TFLite models are not supported; use the .onnx file")
     if path.suffix != ".onnx" and not path.exists():
         raise WakeWordError(f"wakeword.models: unknown model {name!r}; built-in models are "
                             f"{', '.join(BUILTIN)}, or give the path of a .onnx file")
@@ -128,6 +130,7 @@ class WakeWordDetector:
         except queue.Full:
             with contextlib.suppress(queue.Empty):
                 self._queue.get_nowait()  # the oldest goes: a late detection is worthless
+                self._queue.task_done()
             self.dropped += 1
             with contextlib.suppress(queue.Full):
                 self._queue.put_nowait(frame)
@@ -140,6 +143,23 @@ class WakeWordDetector:
             self._paused = False
             self._reset.set()  # old audio in the model's buffers must not trigger a wake
 
+    def reset(self) -> None:
+        """Forget what was heard so far (streaks and the model's buffers), e.g. after a conversation."""
+        self._reset.set()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def pending(self) -> int:
+        """Frames waiting for inference."""
+        return self._queue.qsize()
+
+    async def settled(self) -> None:
+        """Wait until every frame fed so far has been scored (and any wake event posted)."""
+        await asyncio.to_thread(self._queue.join)
+
     def close(self) -> None:
         self._paused = True
         with contextlib.suppress(queue.Full):
@@ -151,20 +171,26 @@ class WakeWordDetector:
     def _run(self) -> None:
         while True:
             frame = self._queue.get()
-            if frame is None:
-                return
-            if self._reset.is_set():
-                self._reset.clear()
-                self._flush_model()
-            if self._paused:
-                continue
             try:
-                scores = self.model.predict(np.frombuffer(frame.pcm, dtype=np.int16))
-            except Exception as e:  # one bad frame must not end listening
-                log.error("wake-word inference failed: %s", e)
-                continue
-            self.frames += 1
-            self._check(scores, frame)
+                if frame is None:
+                    return
+                self._step(frame)
+            finally:
+                self._queue.task_done()
+
+    def _step(self, frame: AudioFrame) -> None:
+        if self._reset.is_set():
+            self._reset.clear()
+            self._flush_model()
+        if self._paused:
+            return
+        try:
+            scores = self.model.predict(np.frombuffer(frame.pcm, dtype=np.int16))
+        except Exception as e:  # one bad frame must not end listening
+            log.error("wake-word inference failed: %s", e)
+            return
+        self.frames += 1
+        self._check(scores, frame)
 
     def _flush_model(self) -> None:
         """Forget the audio heard before a pause. Model.reset() clears only the scores; the feature

@@ -33,7 +33,9 @@ PA_INPUT_OVERFLOWED = -9981
 class CaptureStats:
     frames: int = 0
     overflows: int = 0
-    reopens: int = 0
+    reopens: int = 0  # attempts to open again after a failure
+    opens: int = 0  # successful opens (the first, after each unmute and each recovery)
+    stream_open: bool = False
     device_rate: int = 0
     device_channels: int = 0
 
@@ -111,10 +113,12 @@ class Capture:
                 self._changed.wait()
                 self._changed.clear()
                 continue
+            if faulted:
+                self.stats.reopens += 1
             try:
                 pa = pyaudio_instance()
             except Exception as e:  # PortAudio itself cannot start
-                self._fault(f"audio system unavailable: {e}", faulted)
+                self._fault(f"audio system unavailable: {str(e).splitlines()[0]}", faulted)
                 faulted = True
                 self._stop.wait(delay)
                 delay = min(delay * 2, self.settings.reopen_max_seconds)
@@ -122,14 +126,14 @@ class Capture:
             try:
                 stream, rate, channels = self._open(pa)
             except AudioDeviceError as e:
-                pyaudio_release()
-                if not faulted:
-                    self.stats.reopens += 1
+                pyaudio_release()  # the next attempt enumerates afresh: the device may be back
                 self._fault(str(e), faulted)
                 faulted = True
                 self._stop.wait(delay)
                 delay = min(delay * 2, self.settings.reopen_max_seconds)
                 continue
+            self.stats.opens += 1
+            self.stats.stream_open = True
             if faulted:
                 log.info("microphone is back")
                 self._post(self.on_fault, DeviceFault("input", "microphone is back", recovered=True))
@@ -140,14 +144,20 @@ class Capture:
             finally:
                 with contextlib.suppress(Exception):
                     stream.close()
+                self.stats.stream_open = False
                 pyaudio_release()
             if lost is not None:
                 self._fault(lost, False)
                 faulted = True
+                self._stop.wait(delay)
 
     def _fault(self, message: str, already: bool) -> None:
-        if not already:
-            self._post(self.on_fault, DeviceFault("input", message))
+        """Report a fault once per outage; the retries after it are logged at debug level."""
+        if already:
+            log.debug("microphone still unavailable: %s", message)
+            return
+        log.error("microphone: %s", message)
+        self._post(self.on_fault, DeviceFault("input", message))
 
     def _read_loop(self, stream: Any, rate: int, channels: int) -> str | None:
         """Read until stopped, muted or the device fails; returns the failure, if any."""

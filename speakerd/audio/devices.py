@@ -58,6 +58,24 @@ def quiet_alsa() -> None:
     _ALSA_HANDLER = handlers
 
 
+def alsa_config_problem() -> str | None:
+    """Why ALSA cannot read its configuration, if it cannot (PortAudio then fails obscurely)."""
+    name = ctypes.util.find_library("asound")
+    if not name:
+        return None
+    try:
+        lib = ctypes.CDLL(name)
+        lib.snd_strerror.restype = ctypes.c_char_p
+        err = int(lib.snd_config_update())
+    except (OSError, AttributeError):
+        return None
+    if err >= 0:
+        return None
+    reason = (lib.snd_strerror(err) or b"error").decode(errors="replace")
+    where = os.environ.get("ALSA_CONFIG_PATH") or "~/.asoundrc or /etc/asound.conf"
+    return f"the ALSA configuration cannot be read ({reason}); check {where}"
+
+
 _PA_LOCK = threading.Lock()
 _PA: Any = None
 _PA_USERS = 0
@@ -75,7 +93,10 @@ def pyaudio_instance() -> Any:
     with _PA_LOCK:
         if _PA is None:
             quiet_alsa()
-            _PA = pyaudio.PyAudio()
+            try:
+                _PA = pyaudio.PyAudio()
+            except OSError as e:
+                raise AudioDeviceError(alsa_config_problem() or f"PortAudio cannot start: {e}") from None
         _PA_USERS += 1
         return _PA
 
@@ -144,23 +165,41 @@ def supports(pa: Any, device: Device | None, kind: str, rate: int, channels: int
         return False
 
 
+COMMON_RATES = (16000, 22050, 24000, 32000, 44100, 48000)
+
+
+def probe_rates(pa: Any, device: Device) -> list[int]:
+    """The common rates the device accepts as 16-bit, on either side it has."""
+    out = []
+    for rate in COMMON_RATES:
+        ok_in = device.max_input_channels > 0 and supports(pa, device, "input", rate, 1)
+        ok_out = device.max_output_channels > 0 and supports(pa, device, "output", rate, 1)
+        if ok_in or ok_out:
+            out.append(rate)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="speakerd devices", description="List audio inputs and outputs.")
-    p.parse_args(argv)
+    p.add_argument("--no-probe", action="store_true", help="do not open devices to find the rates they accept")
+    args = p.parse_args(argv)
     try:
         pa = pyaudio_instance()
     except Exception as e:
-        print(f"speakerd devices: cannot start PortAudio: {e}", file=sys.stderr)
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"speakerd devices: {msg}", file=sys.stderr)
         return 1
     try:
         devices = list_devices(pa)
         if not devices:
-            print("no audio devices found (is the sound card or HAT driver loaded? try `aplay -l`)")
+            print("speakerd devices: no audio devices found (is the sound card or HAT driver loaded? "
+                  "try `aplay -l`)", file=sys.stderr)
             return 1
-        print(f"{'index':>5}  {'in':>3} {'out':>3}  {'rate':>6}  name")
+        print(f"{'index':>5}  {'in':>3} {'out':>3}  {'rate':>6}  {'rates':<34}  name")
         for d in devices:
+            rates = "-" if args.no_probe else ",".join(str(r) for r in probe_rates(pa, d)) or "none"
             print(f"{d.index:>5}  {d.max_input_channels:>3} {d.max_output_channels:>3}  "
-                  f"{d.default_rate:>6}  {d.name}")
+                  f"{d.default_rate:>6}  {rates:<34}  {d.name}")
         print("\nUse a name fragment or an index in [audio] input_device / output_device.")
         return 0
     finally:

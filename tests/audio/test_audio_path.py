@@ -1,19 +1,16 @@
-"""Capture, playback and the wake word through real PyAudio, ALSA software devices and real models.
+"""Capture and the wake word through real PyAudio, ALSA software devices and real models.
 
-Each test runs its audio part in a child process, because ALSA reads its configuration once per
+Audio parts run in a child process (tests/audio/child.py): ALSA reads its configuration once per
 process and each test needs its own software devices.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -22,38 +19,11 @@ from speakerd import config
 from speakerd.emulator.tts import synthesize
 from speakerd.events import FRAME_BYTES, AudioFrame, WakeDetected
 from speakerd.wakeword import WakeWordDetector, WakeWordError, load_model
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_child(code: str, tmp_path: Path, **kw: Any) -> dict[str, Any]:
-    """Run ``code`` (which prints one JSON line last) with soft devices set up by ``kw``."""
-    script = tmp_path / "child.py"
-    script.write_text(textwrap.dedent(code))
-    env = {**os.environ, "CHILD_ARGS": json.dumps({k: str(v) for k, v in kw.items()}),
-           "CHILD_DIR": str(tmp_path)}
-    res = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120,
-                         cwd=ROOT)
-    assert res.returncode == 0, res.stderr[-3000:]
-    return dict(json.loads(res.stdout.strip().splitlines()[-1]))
-
-
-PRELUDE = """
-import asyncio, json, os, sys, time
-from pathlib import Path
-import numpy as np
-from speakerd.audio.softdev import SoftDevices
-ARGS = json.loads(os.environ["CHILD_ARGS"]); D = Path(os.environ["CHILD_DIR"])
-dev = SoftDevices(D / "alsa", speaker_rate=int(ARGS.get("speaker_rate", 24000)))
-os.environ.update(dev.env())
-from speakerd import config
-from speakerd.audio import Capture, Player, PrerollBuffer
-from speakerd.rig import MicFeeder
-"""
+from tests.audio.child import run_child
 
 
 def test_fifo_capture_is_byte_identical_and_preroll_covers_a_slow_connect(tmp_path: Path) -> None:
-    out = run_child(PRELUDE + """
+    out = run_child("""
 pcm = (np.random.default_rng(7).integers(-8000, 8000, 16000 * 3)).astype(np.int16).tobytes()
 async def main():
     loop = asyncio.get_running_loop()
@@ -87,6 +57,54 @@ asyncio.run(main())
     assert out["preroll_has_all"]
 
 
+def test_hey_jarvis_through_the_fifo_microphone_wakes_and_the_preroll_keeps_the_words(tmp_path: Path) -> None:
+    """The daemon's idle path end to end: FIFO mic -> Capture -> pre-roll + detector -> wake, then
+    a 500 ms connect: every frame from the wake word's start on is still there, byte for byte."""
+    said = b"\0\0" * 16000 + synthesize("hey jarvis", rate=16000) + synthesize("what time is it", rate=16000)
+    said += b"\0" * (-len(said) % FRAME_BYTES) + b"\0\0" * 16000
+    (tmp_path / "said.raw").write_bytes(said)
+    out = run_child("""
+from speakerd.wakeword import WakeWordDetector
+said = (D / "said.raw").read_bytes()
+async def main():
+    loop = asyncio.get_running_loop()
+    frames, faults, wakes = [], [], []
+    pre = PrerollBuffer(2.0)
+    det = WakeWordDetector(config.WakewordSettings(models=["hey_jarvis", "alexa"]), loop, wakes.append)
+    def on_frame(f):
+        frames.append(f); pre.push(f); det.feed(f)
+    feeder = MicFeeder(dev.mic_fifo)
+    cap = Capture(config.AudioSettings(input_device="speakerd_mic"), loop, on_frame, faults.append); cap.start()
+    while len(frames) < 3:
+        await asyncio.sleep(0.02)
+    first = len(frames)
+    feeder.say(said)
+    while not wakes:
+        await asyncio.sleep(0.02)
+    det.pause()
+    await asyncio.sleep(0.5)  # connecting
+    wake = wakes[0]
+    sent = pre.since(wake.frame_index - 15)  # 1.2 s back: the start of "hey jarvis"
+    while len(frames) < first + len(said) // 2560 + 3:
+        await asyncio.sleep(0.02)
+    cap.stop(); feeder.close(); det.close()
+    got = b"".join(f.pcm for f in frames)
+    at = got.find(said)  # where the fed audio starts, in bytes (whole frames)
+    base = frames[at // 2560].index if at >= 0 else 0
+    idx = [f.index for f in sent]
+    report(faults=[f.message for f in faults], wakes=[(w.model, w.frame_index - base) for w in wakes],
+           contiguous=idx == list(range(idx[0], idx[0] + len(idx))), reaches_now=idx[-1] > wake.frame_index + 4,
+           matches=b"".join(f.pcm for f in sent) == said[(idx[0] - base) * 2560:][:len(sent) * 2560],
+           captured_identical=at >= 0 and at % 2560 == 0)
+asyncio.run(main())
+""", tmp_path)
+    assert out["faults"] == []
+    assert out["captured_identical"]  # every byte fed came out, in whole frames
+    assert [m for m, _ in out["wakes"]] == ["hey_jarvis"]
+    assert 12 <= out["wakes"][0][1] <= 30  # after the 1 s lead-in, where the words end
+    assert out["contiguous"] and out["reaches_now"] and out["matches"]
+
+
 def test_44k1_stereo_microphone_and_48k_speaker(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     t = np.arange(44100 * 2) / 44100
@@ -96,15 +114,6 @@ def test_44k1_stereo_microphone_and_48k_speaker(tmp_path: Path) -> None:
     stereo = np.stack([left, right], axis=1).reshape(-1).astype("<i2").tobytes() + b"\0" * 44100 * 4 * 5
     (tmp_path / "mic44.raw").write_bytes(stereo)
     out = run_child("""
-import asyncio, json, os, sys, time
-from pathlib import Path
-import numpy as np
-from speakerd.audio.softdev import SoftDevices
-D = Path(os.environ["CHILD_DIR"])
-dev = SoftDevices(D / "alsa", speaker_rate=48000, mic_infile=D / "mic44.raw")
-os.environ.update(dev.env())
-from speakerd import config
-from speakerd.audio import Capture, Player
 async def main():
     loop = asyncio.get_running_loop()
     frames, faults = [], []
@@ -122,7 +131,7 @@ async def main():
     print(json.dumps({"faults": [f.message for f in faults], "rate": cap.stats.device_rate,
                       "channels": cap.stats.device_channels, "player_rate": player.stats.device_rate}))
 asyncio.run(main())
-""", tmp_path)
+""", tmp_path, mic="mic44.raw", speaker_rate=48000)
     from scipy.signal import resample_poly
 
     assert out["faults"] == []
@@ -139,47 +148,8 @@ asyncio.run(main())
     assert abs(peak_hz - 300) < 3
 
 
-def test_playback_exact_samples_volume_and_flush(tmp_path: Path) -> None:
-    out = run_child(PRELUDE + """
-async def main():
-    loop = asyncio.get_running_loop()
-    faults = []
-    s = config.AudioSettings(output_device="speakerd_speaker", input_device="speakerd_mic", volume=50)
-    feeder = MicFeeder(dev.mic_fifo)  # PortAudio opens every PCM while probing; a FIFO needs a writer
-    player = Player(s, D, loop, faults.append); player.start()
-    x = (np.random.default_rng(5).integers(-20000, 20000, 24000)).astype(np.int16)
-    player.play(x.tobytes())
-    await player.drain()
-    first = dev.speaker_file.read_bytes() if dev.speaker_file.exists() else b""
-    written_before = player.stats.samples_written
-    player.play(np.full(24000 * 5, 9000, dtype=np.int16).tobytes())
-    await asyncio.sleep(0.3)
-    player.flush()
-    at_flush = player.stats.samples_written
-    await asyncio.sleep(0.5)
-    after = player.stats.samples_written - at_flush
-    player.volume = 35
-    player.close(); feeder.close()
-    print(json.dumps({"faults": [f.message for f in faults], "period": player._period,
-                      "after_flush": after, "volume_file": json.loads((D / "volume.json").read_text()),
-                      "scaled_ok": player.stats.samples_written >= 24000 and written_before == 24000,
-                      "x": x.tolist()[:2000]}))
-    np.save(D / "x.npy", x)
-asyncio.run(main())
-""", tmp_path)
-    assert out["faults"] == []
-    x = np.load(tmp_path / "x.npy").astype(np.int32)
-    spk = np.frombuffer((tmp_path / "alsa" / "speaker.raw").read_bytes(), dtype="<i2").astype(np.int32)
-    fade = int(0.005 * 24000)
-    expected = np.round(x * 0.5)
-    expected[:fade] = np.round(x[:fade] * np.linspace(0, 1, fade) * 0.5)
-    assert np.abs(spk[fade:24000] - expected[fade:]).max() <= 1  # the samples, at half volume
-    assert out["after_flush"] <= out["period"]  # at most one period after flush
-    assert out["volume_file"] == {"volume": 35}
-
-
 def test_missing_device_is_a_clear_fault_and_recovers_when_named_right(tmp_path: Path) -> None:
-    out = run_child(PRELUDE + """
+    out = run_child("""
 async def main():
     loop = asyncio.get_running_loop()
     faults = []
@@ -221,9 +191,9 @@ async def _detect(pcm: bytes, models: list[str]) -> list[WakeDetected]:
     det = WakeWordDetector(config.WakewordSettings(models=models), loop, found.append)
     for f in _frames(pcm):
         det.feed(f)
-        if det._queue.qsize() > 10:
+        if det.pending > 10:
             await asyncio.sleep(0.03)
-    while det._queue.qsize():
+    while det.pending:
         await asyncio.sleep(0.02)
     await asyncio.sleep(0.1)
     await asyncio.to_thread(det.close)
@@ -264,7 +234,7 @@ async def test_no_second_wake_after_pause_and_resume() -> None:
     for f in frames:
         det.feed(f)
         await asyncio.sleep(0.004)
-    while det._queue.qsize():
+    while det.pending:
         await asyncio.sleep(0.02)
     await asyncio.sleep(0.1)
     det.pause()
@@ -272,7 +242,7 @@ async def test_no_second_wake_after_pause_and_resume() -> None:
     for f in _frames(b"\0\0" * 16000 * 3):
         det.feed(AudioFrame(f.pcm, f.index + 1000, f.monotonic + 100))
         await asyncio.sleep(0.004)
-    while det._queue.qsize():
+    while det.pending:
         await asyncio.sleep(0.02)
     await asyncio.to_thread(det.close)
     assert len(found) == 1
@@ -286,5 +256,14 @@ def test_speakerd_devices_lists_the_soft_devices(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
-    assert lines[0].split() == ["index", "in", "out", "rate", "name"]
-    assert any(line.split()[-1] == "speakerd_mic" for line in lines[1:] if line.strip())
+    assert lines[0].split() == ["index", "in", "out", "rate", "rates", "name"]
+    rows = {line.split()[-1]: line.split() for line in lines[1:] if line.strip() and line.split()[0].isdigit()}
+    assert "speakerd_mic" in rows and "speakerd_speaker" in rows
+    assert "16000" in rows["speakerd_mic"][4].split(",") and "48000" in rows["speakerd_speaker"][4].split(",")
+    broken = tmp_path / "broken.conf"
+    broken.write_text("pcm.x { type\n")
+    res = subprocess.run([sys.executable, "-m", "speakerd", "devices"],
+                         env={**os.environ, "ALSA_CONFIG_PATH": f"/usr/share/alsa/alsa.conf:{broken}"},
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines()[-1].startswith("speakerd devices: the ALSA configuration cannot be read")

@@ -1,0 +1,78 @@
+"""Resampling, channel pick, the pre-roll ring and earcons: the pure parts of the audio path."""
+
+from __future__ import annotations
+
+import wave
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.signal import resample_poly
+
+from speakerd.audio import PrerollBuffer, earcons
+from speakerd.audio.resample import StreamResampler, resample_once, to_mono
+from speakerd.events import FRAME_BYTES, AudioFrame
+
+
+@pytest.mark.parametrize(("src", "dst"), [(44100, 16000), (48000, 16000), (24000, 48000), (24000, 44100),
+                                          (22050, 16000), (16000, 16000)])
+def test_streaming_in_random_blocks_equals_one_shot_resampling(src: int, dst: int) -> None:
+    rng = np.random.default_rng(src + dst)
+    x = (rng.standard_normal(src) * 6000).astype(np.int16)
+    r = StreamResampler(src, dst)
+    out, i = [], 0
+    while i < len(x):
+        n = int(rng.integers(1, 4000))
+        out.append(r.process(x[i : i + n]))
+        i += n
+    out.append(r.flush())
+    got = np.concatenate(out).astype(np.float64)
+    g = gcd(src, dst)
+    ref = np.clip(np.round(resample_poly(x.astype(np.float64), dst // g, src // g)), -32768, 32767)
+    assert len(got) == len(ref)
+    assert np.abs(got - ref).max() <= 1  # block edges are invisible: no clicks
+    assert np.array_equal(resample_once(x, src, dst), ref.astype(np.int16))
+
+
+def test_resampler_is_reusable_after_flush() -> None:
+    r = StreamResampler(24000, 48000)
+    x = np.full(2400, 1000, dtype=np.int16)
+    a = np.concatenate([r.process(x), r.flush()])
+    b = np.concatenate([r.process(x), r.flush()])
+    assert np.array_equal(a, b) and len(a) == 4800
+
+
+def test_to_mono_picks_the_configured_channel() -> None:
+    stereo = np.array([1, -1, 2, -2, 3, -3, 4], dtype=np.int16)  # a torn last sample is dropped
+    assert to_mono(stereo, 2, 0).tolist() == [1, 2, 3]
+    assert to_mono(stereo, 2, 1).tolist() == [-1, -2, -3]
+    assert to_mono(stereo, 2, 5).tolist() == [-1, -2, -3]  # out of range: the last channel
+
+
+def test_preroll_keeps_the_last_seconds_in_order() -> None:
+    pre = PrerollBuffer(seconds=2.0)
+    for i in range(100):
+        pre.push(AudioFrame(bytes([i % 256]) * FRAME_BYTES, i, i * 0.08))
+    assert [f.index for f in pre.since(0)] == list(range(75, 100))  # 2 s = 25 frames
+    assert [f.index for f in pre.since(90)] == list(range(90, 100))
+    assert pre.since(100) == []
+
+
+def test_earcons_are_short_soft_edged_and_overridable(tmp_path: Path) -> None:
+    for name in earcons.NAMES:
+        pcm, rate = earcons.load(name, None)
+        assert rate == 24000 and 0.1 < len(pcm) / rate < 0.5
+        assert abs(int(pcm[0])) < 500 and abs(int(pcm[-1])) < 500  # ramps: no click
+    own = (np.arange(800) % 50 * 100).astype("<i2")
+    with wave.open(str(tmp_path / "wake.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(own.tobytes())
+    (tmp_path / "end.wav").write_bytes(b"not a wav")
+    pcm, rate = earcons.load("wake", tmp_path)
+    assert rate == 16000 and np.array_equal(pcm, own)
+    assert np.array_equal(earcons.load("end", tmp_path)[0], earcons.synth("end"))  # unreadable: built-in
+    with pytest.raises(earcons.EarconError):
+        earcons.load("fanfare", None)
