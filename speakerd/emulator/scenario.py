@@ -28,7 +28,9 @@ class ToolCallSpec:
 class Turn:
     """One exchange. With tool calls: a blocking call is answered, then ``after_tool_text`` (or
     ``reply_text``) is spoken with ``{result}`` filled in; a non-blocking call speaks ``reply_text`` at
-    once and ``after_tool_text`` when the result arrives (per its ``scheduling``)."""
+    once and ``after_tool_text`` when the result arrives (per its ``scheduling``).
+    ``{frames}`` in any text becomes the number of video frames received since the last text that
+    used it (for a ``look`` tool call: the frames sent before its response)."""
 
     user_transcript: str = ""
     reply_text: str = ""

@@ -29,7 +29,7 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
-from speakerd.emulator import models, tts, wire
+from speakerd.emulator import models, tts, video, wire
 from speakerd.emulator.certs import CertFiles, ensure_certs
 from speakerd.emulator.scenario import Scenario, Turn
 from speakerd.emulator.vad import EnergyVad, VadSettings
@@ -133,6 +133,10 @@ class IssuedToken:
 class _Conversation:
     history: list[Json] = field(default_factory=list)
     turn_index: int = 0
+    # The session's clock and media carry over resumption: the length limits are per session.
+    started: float = field(default_factory=time.monotonic)
+    had_audio: bool = False
+    had_video: bool = False
 
 
 @dataclass
@@ -192,6 +196,7 @@ class Emulator:
         go_away_before_seconds: float = 5.0,
         pace: float = 1.0,
         reply_delay_seconds: float = 0.0,
+        audio_video_limit_seconds: float = video.AUDIO_VIDEO_LIMIT_SECONDS,
     ) -> None:
         if scenario is None:
             scenario = Path(__file__).with_name("scenarios") / "default.toml"
@@ -207,6 +212,7 @@ class Emulator:
         self.go_away_before_seconds = go_away_before_seconds
         self.pace = pace
         self.reply_delay_seconds = reply_delay_seconds
+        self.audio_video_limit_seconds = audio_video_limit_seconds
         self.cond = threading.Condition(threading.RLock())
         self._received: list[Received] = []
         self._connections: list[ConnectionInfo] = []
@@ -298,6 +304,18 @@ class Emulator:
                     with contextlib.suppress(WireError):
                         out += wire.b64decode(b["data"])
         return bytes(out)
+
+    def received_video(self, connection: int | None = None) -> list[tuple[float, bytes]]:
+        """Every image frame received (monotonic arrival time, bytes), in order."""
+        out: list[tuple[float, bytes]] = []
+        for r in self.received:
+            if connection is not None and r.connection != connection:
+                continue
+            rt = r.message.get("realtimeInput")
+            if isinstance(rt, dict):
+                with contextlib.suppress(WireError):
+                    out.extend((r.time, data) for _mime, data in video.decode_frames(rt))
+        return out
 
     def _record(self, target: list[Any], item: Any) -> None:
         with self.cond:
@@ -578,6 +596,10 @@ class _Connection:
         self.chunks_in_reply = 0
         self.closing = False
         self.fragments: list[bytes] = []
+        self.frames_total = 0  # image frames received on this connection
+        self.frames_mark = 0  # frames already told of by a {frames} placeholder
+        self.frame_tokens = 0  # VIDEO prompt tokens not yet reported in usageMetadata
+        self.limit_armed = False
 
     # ---- plumbing --------------------------------------------------------------------------
 
@@ -879,6 +901,7 @@ class _Connection:
             pcm = wire.b64decode(str(blob.get("data") or ""))
             if not mime.startswith("audio/"):
                 continue
+            self._media("audio")
             rate = wire.pcm_rate(mime)
             if self.vad is not None:
                 for ev in self.vad.feed(pcm, rate):
@@ -888,6 +911,15 @@ class _Connection:
                         self._user_turn("audio", None, "vad")
             if self.vad is None or self.vad.active:
                 self.turn_audio_seconds += len(pcm) / 2 / rate
+        for mime, data in video.decode_frames(body):
+            try:
+                width, height = video.check_frame(mime, data)
+            except video.FrameError as e:
+                raise _Closing(1007, f"Request contains an invalid argument: {e}") from e
+            self.frames_total += 1
+            self.frame_tokens += video.tokens_per_frame(self.setup)
+            self.emu.event(self.info.id, "videoFrame", bytes=len(data), width=width, height=height)
+            self._media("video")
         if body.get("audioStreamEnd") and self.vad is not None and self.vad.active:
             self.vad.reset()
             self._user_turn("audio", None, "audioStreamEnd")
@@ -914,6 +946,34 @@ class _Connection:
         if isinstance(text, str) and text:
             self._activity_start("text")
             self._user_turn("text", text, "text")
+
+    def _media(self, kind: str) -> None:
+        """Note audio or video in the session; audio+video without compression gets its 2-minute limit."""
+        if kind == "audio":
+            self.convo.had_audio = True
+        else:
+            self.convo.had_video = True
+        if (
+            self.convo.had_audio
+            and self.convo.had_video
+            and not self.limit_armed
+            and "contextWindowCompression" not in self.setup
+        ):
+            self.limit_armed = True
+            self.spawn(self._session_limit())
+
+    async def _session_limit(self) -> None:
+        limit = self.emu.audio_video_limit_seconds
+        await asyncio.sleep(max(0.0, self.convo.started + limit - time.monotonic()))
+        self.emu.event(self.info.id, "sessionLimit", media="audio+video", seconds=limit)
+        self.close(1011, video.LIMIT_REASON)
+
+    def _frames(self, text: str) -> str:
+        """Fill ``{frames}``: image frames received since the last text that mentioned them."""
+        if "{frames}" not in text:
+            return text
+        count, self.frames_mark = self.frames_total - self.frames_mark, self.frames_total
+        return text.replace("{frames}", str(count))
 
     def _client_content(self, body: Json) -> None:
         assert self.rules is not None
@@ -954,7 +1014,7 @@ class _Connection:
                 continue
             self.convo.history.append({"role": "tool", "name": pending.name, "response": response})
             scheduling = fr.get("scheduling") or "WHEN_IDLE"
-            text = _fill(pending.turn.after_tool_text, [response])
+            text = self._frames(_fill(pending.turn.after_tool_text, [response]))
             if scheduling == "SILENT" or not text:
                 if not self.pending and (self.reply is None or self.reply.done()):
                     self._resumption()
@@ -1039,7 +1099,7 @@ class _Connection:
             fut: asyncio.Future[Json] = asyncio.get_running_loop().create_future()
             self.pending[pid] = _Pending(pid, spec.name, nb, turn, fut)
             calls.append({"id": pid, "name": spec.name, "args": spec.args})
-        reply = turn.reply_text
+        reply = self._frames(turn.reply_text)
         audio = turn.reply_audio
         if calls:
             self.send({"toolCall": {"functionCalls": calls}}, tag="toolCall")
@@ -1049,7 +1109,7 @@ class _Connection:
                 results = await asyncio.gather(*(p.future for p in blocking))
                 for p, r in zip(blocking, results, strict=True):
                     self.convo.history.append({"role": "tool", "name": p.name, "response": r})
-                reply = _fill(turn.after_tool_text or turn.reply_text, list(results))
+                reply = self._frames(_fill(turn.after_tool_text or turn.reply_text, list(results)))
                 audio = None
         await self._speak(reply, audio, prompt_seconds, len((text or "").split()))
 
@@ -1093,8 +1153,13 @@ class _Connection:
             sent += len(chunk) / 2 / tts.OUTPUT_RATE
         self.convo.history.append({"role": "model", "text": text})
         self.send({"serverContent": {"generationComplete": True}}, tag="generationComplete")
-        prompt = int(prompt_seconds * TOKENS_PER_SECOND) + prompt_words
+        audio_prompt = int(prompt_seconds * TOKENS_PER_SECOND) + prompt_words
+        frame_tokens, self.frame_tokens = self.frame_tokens, 0
+        prompt = audio_prompt + frame_tokens
         response = int(sent * TOKENS_PER_SECOND)
+        details = [{"modality": "AUDIO", "tokenCount": audio_prompt}]
+        if frame_tokens:
+            details.append({"modality": "VIDEO", "tokenCount": frame_tokens})
         self.send(
             {
                 "serverContent": {"turnComplete": True},
@@ -1102,7 +1167,7 @@ class _Connection:
                     "promptTokenCount": prompt,
                     "responseTokenCount": response,
                     "totalTokenCount": prompt + response,
-                    "promptTokensDetails": [{"modality": "AUDIO", "tokenCount": prompt}],
+                    "promptTokensDetails": details,
                     "responseTokensDetails": [{"modality": "AUDIO", "tokenCount": response}],
                 },
             },

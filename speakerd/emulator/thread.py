@@ -23,6 +23,7 @@ from speakerd.emulator.server import (
     Received,
     ServerEvent,
 )
+from speakerd.emulator.video import AUDIO_VIDEO_LIMIT_SECONDS
 
 
 class EmulatorThread:
@@ -40,6 +41,7 @@ class EmulatorThread:
         pace: float = 1.0,
         reply_delay_seconds: float = 0.0,
         port: int = 0,
+        audio_video_limit_seconds: float = AUDIO_VIDEO_LIMIT_SECONDS,
     ) -> None:
         self.emulator = Emulator(
             scenario,
@@ -51,6 +53,7 @@ class EmulatorThread:
             go_away_before_seconds=go_away_before_seconds,
             pace=pace,
             reply_delay_seconds=reply_delay_seconds,
+            audio_video_limit_seconds=audio_video_limit_seconds,
         )
         self.api_key = api_key
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -154,6 +157,10 @@ class EmulatorThread:
 
     def received_audio(self, connection: int | None = None) -> bytes:
         return self.emulator.received_audio(connection)
+
+    def received_video(self, connection: int | None = None) -> list[tuple[float, bytes]]:
+        """Image frames received, each with its arrival time (``time.monotonic()``)."""
+        return self.emulator.received_video(connection)
 
     @property
     def connections(self) -> list[ConnectionInfo]:
