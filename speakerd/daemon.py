@@ -23,6 +23,7 @@ from google.genai import types
 from speakerd import config, state, systemd
 from speakerd.audio import AudioDeviceError, Capture, Player, PrerollBuffer
 from speakerd.audio.aec import EchoCanceller, EchoCancellerUnavailable
+from speakerd.camera import LOOK_SPEC, Camera, CameraError, look_handler, open_camera
 from speakerd.control import ControlError, ControlServer
 from speakerd.events import (
     AudioFrame,
@@ -135,9 +136,11 @@ class Daemon:
         self.button: GestureButton | None = None
         self.pin_factory: Any = None
         self.control: ControlServer | None = None
+        self.camera: Camera | None = None
+        self._camera_announced = False  # the camera earcon plays once per conversation
         self.preroll = PrerollBuffer(cfg.settings.audio.preroll_seconds)
         self.store = ResumptionStore(cfg.settings.state.directory, cfg.settings.live.model)
-        self.tools = ToolRegistry(cfg.settings.tools, self._tool_handlers())
+        self.tools = self._make_tools()
         self._loud_frames = 0
         self._last_speech_event = 0.0
         self._last_frame_index = -1
@@ -202,6 +205,11 @@ class Daemon:
                         s.state.directory, e.strerror)
         self._setup_gpio(loop)
         try:
+            self.camera = open_camera(s.camera, on_active=self._camera_active)
+        except CameraError as e:
+            raise StartupError(str(e)) from None
+        self.tools = self._make_tools()
+        try:
             self.detector = await asyncio.to_thread(
                 WakeWordDetector, s.wakeword, loop, self._on_wake
             )
@@ -257,6 +265,8 @@ class Daemon:
             log.warning("%s; running without LEDs and button", e)
 
     async def _stop_parts(self) -> None:
+        if self.camera is not None:
+            await self.camera.close()
         if self.control is not None:
             await self.control.close()
         if self.capture is not None:
@@ -299,7 +309,7 @@ class Daemon:
         s = new.settings
         logging.getLogger().setLevel(s.logging.level.upper())
         self.machine.timings = self._timings(s)
-        self.tools = ToolRegistry(s.tools, self._tool_handlers())
+        self.tools = self._make_tools()
         if self.player is not None and s.audio.volume != old.audio.volume:
             self.player.volume = s.audio.volume
         if s.wakeword != old.wakeword:
@@ -483,6 +493,8 @@ class Daemon:
                 self.session.end_audio_stream()
         elif k == "close_session":
             session, self.session = self.session, None
+            if self.camera is not None and self.camera.running:
+                self._spawn(self.camera.stop(), "camera-stop")
             if session is not None:
                 self._spawn(session.close(), "close-session")
         elif k == "activity_start":
@@ -559,9 +571,14 @@ class Daemon:
     def _open_session(self, frame_index: int | None) -> None:
         self.metrics.conversations += 1
         session = LiveSession(
-            self.cfg, self._on_live, store=self.store, tools=self.tools, http_options=self.http_options
+            self.cfg, self._on_live, store=self.store, tools=self.tools, http_options=self.http_options,
+            force_compression=self.camera is not None,  # audio+video sessions end at 2 min without it
         )
         self.session = session
+        self._camera_announced = False
+        if self.camera is not None and self.cfg.settings.camera.send == "always":
+            assert self._loop is not None
+            self.camera.start(self._loop, session.send_video)
         self.session_id = f"c{self.metrics.conversations}-{os.getpid()}"
         if frame_index is not None:
             for frame in self.preroll.since(frame_index):
@@ -577,6 +594,26 @@ class Daemon:
         self._spawn(open_it(), "open-session")
 
     # Tools the model can call ---------------------------------------------------------------------
+
+    def _make_tools(self) -> ToolRegistry:
+        extra = {}
+        if self.camera is not None and self.cfg.settings.camera.send == "on_look":
+
+            async def send(jpeg: bytes) -> None:
+                if self.session is not None:
+                    self.session.send_video(jpeg)
+
+            extra["look"] = (LOOK_SPEC, look_handler(self.camera, send))
+        return ToolRegistry(self.cfg.settings.tools, self._tool_handlers(), extra=extra)
+
+    def _camera_active(self, on: bool) -> None:
+        """People in the room must be able to tell: an LED overlay, and an earcon once."""
+        if self.leds is not None:
+            self.leds.overlay("camera", on)
+        log.info("camera %s", "on: sending frames" if on else "off", extra=systemd.fields(camera="on" if on else "off"))
+        if on and not self._camera_announced and self.player is not None:
+            self._camera_announced = True
+            self.player.play_earcon("camera")
 
     def _tool_handlers(self) -> dict[str, Callable[..., Awaitable[dict[str, Any]]]]:
         async def set_volume(level: int) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -180,3 +181,35 @@ def test_stop_word_ends_the_conversation(rig_factory: type[Rig]) -> None:
         rig.wait_log(r"^stop word alexa", timeout=20, start=s)
         rig.wait_state("idle", timeout=10, start=s)
         rig.emulator.wait_for(lambda: rig.emulator.connections[0].closed, timeout=10)
+
+
+def test_look_tool_sends_exactly_the_requested_frames_with_the_camera_indication(
+    rig_factory: type[Rig], tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    from speakerd.emulator import Scenario
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, colour in enumerate(("red", "green", "blue")):
+        Image.new("RGB", (640, 480), colour).save(photos / f"{i}.png")
+    scenario = Scenario.from_dict({"turns": [{
+        "user_transcript": "what am I holding",
+        "tool_calls": [{"name": "look", "args": {"count": 2}}],
+        "after_tool_text": "I looked at {frames} photos.",
+    }]})
+    config = f'[camera]\nenabled = true\nsource = "files"\ndevice = "{photos}"\nfps = 2.0\n'
+    with rig_factory(scenario=scenario, config=config) as rig:
+        assert rig.mic is not None and rig.emulator is not None
+        rig.mic.say(WAKE + speech("what am I holding?") + silence(2.0))
+        rig.wait_log(r"^tool look", timeout=40)
+        on = rig.wait_log(r"^camera on", timeout=20)
+        off = rig.wait_log(r"^camera off", timeout=20, start=on)
+        said = rig.wait_log(r"^speaker: photos\.", timeout=30)
+        assert [x.message for x in rig.lines[said - 3 : said]] == ["speaker: looked", "speaker: at", "speaker: 2"]
+        frames = rig.emulator.received_video()
+        assert len(frames) == 2 and all(jpeg[:2] == b"\xff\xd8" for _t, jpeg in frames)
+        assert rig.lines[on].at <= rig.lines[off].at
+        setup = rig.emulator.connections[0].setup or {}
+        assert "contextWindowCompression" in setup  # forced on while the camera may be used
