@@ -16,6 +16,7 @@ from typing import Literal, assert_never
 from speakerd.events import (
     DeviceFault,
     GenerationComplete,
+    GoAway,
     Interrupted,
     ReplyAudio,
     SessionState,
@@ -84,6 +85,7 @@ Event = (
     | Transcript
     | Interrupted
     | GenerationComplete
+    | GoAway
     | TurnComplete
     | ToolCall
     | ToolResult
@@ -184,8 +186,8 @@ class Machine:
                 self.dropping_reply = False
                 self.reply_done = False
                 return [Effect("flush_playback"), *self._to("listening")]
-            case GenerationComplete():
-                return []
+            case GenerationComplete() | GoAway():
+                return []  # the session moves to a new connection by itself
             case TurnComplete():
                 return self._turn_complete()
             case PlaybackDrained():

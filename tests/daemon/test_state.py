@@ -197,3 +197,11 @@ def test_a_finished_tool_does_not_hold_the_conversation_open() -> None:
     m.handle(TurnComplete())
     m.handle(PlaybackDrained())
     assert "close_session" in kinds(m.handle(TimerFired("follow_up")))
+
+
+def test_go_away_is_handled_quietly() -> None:
+    from speakerd.events import GoAway
+
+    m = started()
+    in_reply(m)
+    assert m.handle(GoAway(5.0)) == [] and m.state == "speaking"
