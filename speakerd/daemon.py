@@ -31,6 +31,7 @@ from speakerd.events import (
     DeviceFault,
     GoAway,
     Interrupted,
+    LiveEvent,
     ReplyAudio,
     SessionState,
     ToolCall,
@@ -424,7 +425,7 @@ class Daemon:
             return
         self.post(state.UserAction(action))  # type: ignore[arg-type]
 
-    def _on_live(self, event: Any) -> None:
+    def _on_live(self, event: LiveEvent) -> None:
         match event:
             case Transcript(role=role, text=text):
                 if self.cfg.settings.logging.transcripts and text.strip():
