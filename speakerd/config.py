@@ -536,6 +536,21 @@ def _permission_warnings(path: Path) -> list[str]:
     return []
 
 
+def _credential_warnings(env: Mapping[str, str] | None) -> list[str]:
+    """The key file must be readable by speakerd alone (systemd makes it 0400; a copy may not be)."""
+    cred_dir = (os.environ if env is None else env).get("CREDENTIALS_DIRECTORY")
+    if not cred_dir:
+        return []
+    cred = Path(cred_dir) / CREDENTIAL_NAME
+    try:
+        mode = cred.stat().st_mode
+    except OSError:
+        return []
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return [f"credential {CREDENTIAL_NAME}: readable by other users; run: chmod 600 {cred}"]
+    return []
+
+
 def load(path: Path | str | None = None, *, env: Mapping[str, str] | None = None) -> Config:
     """Read, validate and return the configuration, or raise ConfigError with one line per problem."""
     p = config_path(path)
@@ -546,6 +561,8 @@ def load(path: Path | str | None = None, *, env: Mapping[str, str] | None = None
         raise ConfigError(format_errors(p.name, e)) from None
     key, source = load_api_key(env)
     warnings = _permission_warnings(p)
+    if source == "credential":
+        warnings += _credential_warnings(env)
     model = settings.live.model
     if model.removeprefix("models/") not in KNOWN_MODELS:
         warnings.append(

@@ -103,6 +103,10 @@ class ControlServer:
             _pid, uid, gid = _peer(sock)
             if not peer_allowed(uid, gid, self._gid):
                 log.warning("control socket: refused uid %d (not in group %s)", uid, self.group)
+                # Take the request first: closing with it unread resets the connection, and the
+                # caller would see "broken pipe" instead of the refusal.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(reader.readline(), 2.0)
                 await self._send(writer, {"ok": False, "error": "permission denied"})
                 return
             while line := await reader.readline():
