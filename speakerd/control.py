@@ -176,7 +176,7 @@ def _default_socket() -> Path:
 
 def _format_status(reply: dict[str, Any]) -> str:
     lines = [f"state: {reply.get('state')}"]
-    for key in ("uptime_seconds", "session", "muted", "volume", "conversations", "last_error"):
+    for key in ("uptime_seconds", "session", "muted", "leds", "volume", "conversations", "last_error"):
         if key in reply and reply[key] not in (None, ""):
             value = reply[key]
             if isinstance(value, float):

@@ -395,8 +395,9 @@ class Daemon:
         self.post(state.UserAction("end"))
 
     def _on_fault(self, event: DeviceFault) -> None:
+        """The one place a device fault is logged: the audio threads report, the daemon tells."""
         if event.recovered:
-            log.info("%s device is back: %s", event.kind, event.message)
+            log.info("%s", event.message)
         else:
             log.error("%s device: %s", event.kind, event.message)
             self.last_error = event.message
@@ -681,6 +682,7 @@ class Daemon:
             "uptime_seconds": round(time.monotonic() - self.started_at, 1),
             "session": self.session_id if self.machine.in_conversation else None,
             "muted": self.machine.muted,
+            "leds": self.leds.state if self.leds is not None else None,  # what the owner sees on the device
             "volume": self.player.volume if self.player is not None else None,
             "conversations": self.metrics.conversations,
             "reconnects": self.metrics.reconnects,

@@ -287,8 +287,8 @@ class Machine:
         if action == "mute":
             if self.muted:
                 return []
+            self.muted = True  # first: ending the conversation must not show "idle" on the way
             fx = [Effect("flush_playback"), *self._end("microphone muted", earcon=None)]
-            self.muted = True
             return [
                 *fx,
                 Effect("wake_listening", on=False),

@@ -135,7 +135,7 @@ class Capture:
             self.stats.opens += 1
             self.stats.stream_open = True
             if faulted:
-                log.info("microphone is back")
+                log.debug("microphone is back")  # the owner logs on_fault
                 self._post(self.on_fault, DeviceFault("input", "microphone is back", recovered=True))
                 faulted = False
             delay = 0.5
@@ -156,7 +156,7 @@ class Capture:
         if already:
             log.debug("microphone still unavailable: %s", message)
             return
-        log.error("microphone: %s", message)
+        log.debug("microphone: %s", message)
         self._post(self.on_fault, DeviceFault("input", message))
 
     def _read_loop(self, stream: Any, rate: int, channels: int) -> str | None:

@@ -80,6 +80,7 @@ class Player:
         self._in_reply = False  # play() since the last end_of_reply()/flush()
         self._fade_in = True  # the next reply audio starts from silence
         self._dry = False  # an underrun was counted for the current dry spell
+        self._down = False  # the device failed and no write has worked since (player thread only)
         self._handed = 0  # samples taken for the device, all time
         self._flush_mark = 0
         self._flush_at: float | None = None
@@ -356,7 +357,7 @@ class Player:
                 if pa is not None:
                     pyaudio_release()
                 if not faulted:
-                    log.error("speaker: %s", str(e).splitlines()[0])
+                    log.debug("speaker: %s", str(e).splitlines()[0])  # the owner logs on_fault
                     self._post(self.on_fault, DeviceFault("output", str(e).splitlines()[0]))
                     faulted = True
                 with self._lock:  # nothing can be heard: do not let replies pile up
@@ -365,18 +366,25 @@ class Player:
                     self._lock.wait(delay)
                 delay = min(delay * 2, self.settings.reopen_max_seconds)
                 continue
-            if faulted:
-                log.info("speaker is back")
-                self._post(self.on_fault, DeviceFault("output", "speaker is back", recovered=True))
-                faulted = False
-            delay = 0.5
+            # Back only once audio went through (see _write_loop): a device can open fine and then
+            # fail every write, and must not be reported back and lost again on every reply.
+            self._down = faulted
             try:
                 self._write_loop(stream)
             except OSError as e:
-                log.error("speaker stopped working: %s", e)
-                self._post(self.on_fault, DeviceFault("output", f"speaker stopped working: {e}"))
-                faulted = True
+                if not self._down:  # once per outage, as for a device that will not open
+                    log.debug("speaker stopped working: %s", e)
+                    self._post(self.on_fault, DeviceFault("output", f"speaker stopped working: {e}"))
+                self._down = True
+                with self._lock:  # back off, and do not let replies pile up meanwhile
+                    self._queue.clear()
+                    self._wake_drainers()
+                    self._lock.wait(delay)
+                delay = min(delay * 2, self.settings.reopen_max_seconds)
             finally:
+                faulted = self._down
+                if not faulted:
+                    delay = 0.5
                 with contextlib.suppress(Exception):
                     if not faulted:
                         stream.stop_stream()  # plays out what the device holds (the last earcon)
@@ -388,6 +396,13 @@ class Player:
                     self._resampler = None
 
     def _write_loop(self, stream: Any) -> None:
+        # Writes that fit in the device's buffer succeed even when the device is broken (ALSA finds
+        # out as it moves the data on), so "back" waits until more than a buffer's worth went in.
+        try:
+            room = int(stream.get_write_available())
+        except (OSError, AttributeError):
+            room = self._period * 2  # PortAudio's ALSA stream holds two periods
+        accepted = 0
         while True:
             got = self._next_period()
             if got is None:
@@ -403,6 +418,11 @@ class Player:
                 if self.on_first_audio is not None:
                     self._post(self.on_first_audio, now)
             stream.write(pcm.tobytes(), exception_on_underflow=False)
+            accepted += len(pcm)
+            if self._down and accepted > room + self._period:
+                self._down = False
+                log.debug("speaker is back")
+                self._post(self.on_fault, DeviceFault("output", "speaker is back", recovered=True))
             if self.echo is not None and self._echo_resampler is not None:
                 self.echo.far_end(self._echo_resampler.process(pcm))
             self.stats.periods += 1
