@@ -1,0 +1,160 @@
+"""Devices: a microphone or speaker that is missing and comes back, GPIO that cannot work.
+
+How a device "goes": the ALSA configuration is rewritten without it (the microphone) or with its
+file in a directory that does not exist (the speaker); ALSA rereads the file, as after a replug.
+A FIFO microphone whose writer vanishes is not used: the ``file`` plugin then returns stale data
+as fast as it is read, which no real card does.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from speakerd.audio.softdev import SoftDevices
+from speakerd.emulator import EmulatorThread
+from speakerd.rig import API_KEY
+from tests.reliability.harness import (
+    SCENARIO,
+    Case,
+    answered,
+    ask,
+    make_rig,
+    no_tracebacks,
+    statuses,
+    truthful,
+    wait_until,
+)
+
+ANSWER = SCENARIO.turns[0].reply_text
+FAST_REOPEN = "[audio]\nreopen_max_seconds = 1.0\n"
+
+
+def mic_absent_at_start_then_plugged(workdir: Path) -> str:
+    rig = make_rig(workdir, config=FAST_REOPEN)
+    rig.emulator = EmulatorThread(scenario=SCENARIO, api_key=API_KEY).start()
+    rig._own_emulator = True  # the rig stops what it owns
+    rig.devices = SoftDevices(workdir / "alsa", with_mic=False)
+    try:
+        rig.write_config()
+        rig.start()
+        assert rig.notify is not None
+        rig.wait_state("error", timeout=20)
+        rig.notify.wait_for(lambda m: m.get("STATUS", "").startswith("error: "))
+        status = rig.ctl("status")
+        assert status["state"] == "error" and status["last_error"], status
+        assert truthful(rig) == "error"
+        error = status["last_error"]
+        mark = len(rig.lines)
+        rig.devices.with_mic = True
+        rig.devices.write()
+        rig.wait_log(r"microphone is back", timeout=20, start=mark)
+        rig.wait_state("idle", timeout=10, start=mark)
+        answered(rig, ask(rig, "what time is it"), ANSWER)
+        no_tracebacks(rig)
+        return f"READY, state error, STATUS error: {error!r}; plugged in: back to idle, answers"
+    finally:
+        rig.close()
+
+
+def mic_gone_while_running(workdir: Path) -> str:
+    """The device is closed by a mute, removed, and opened again by the unmute."""
+    with make_rig(workdir, config=FAST_REOPEN) as rig:
+        assert rig.devices is not None and rig.notify is not None
+        answered(rig, ask(rig, "what time is it"), ANSWER)
+        n0 = len(rig.notify.messages)
+        m0 = len(rig.lines)
+        assert rig.ctl("mute")["ok"]  # in the follow-up window: ends the conversation
+        rig.wait_state("muted", timeout=10, start=m0)
+        assert rig.states(m0)[:1] == ["muted"] and statuses(rig, n0)[:1] == ["muted"], \
+            f"muting showed {rig.states(m0)} / {statuses(rig, n0)}"
+        # Let the mute earcon finish: while the speaker holds PortAudio, device lists are not re-read.
+        time.sleep(2.0)
+        rig.devices.with_mic = False
+        rig.devices.write()
+        mark = len(rig.lines)
+        n0 = len(rig.notify.messages)
+        assert rig.ctl("unmute")["ok"]
+        rig.wait_state("error", timeout=20, start=mark)
+        sts = statuses(rig, n0)
+        assert any(s.startswith("error: ") for s in sts), sts
+        rig.devices.with_mic = True
+        rig.devices.write()
+        rig.wait_log(r"microphone is back", timeout=20, start=mark)
+        rig.wait_state("idle", timeout=10, start=mark)
+        answered(rig, ask(rig, "and tomorrow"), SCENARIO.turns[1].reply_text)
+        no_tracebacks(rig)
+        return ("muted mid-conversation straight to 'muted'; device removed, unmute: state error, STATUS "
+                "error, retried with backoff; back: idle, answers the next question")
+
+
+def speaker_gone_and_back(workdir: Path) -> str:
+    with make_rig(workdir, config=FAST_REOPEN) as rig:
+        assert rig.devices is not None and rig.proc is not None
+        real = rig.devices.speaker_file
+        rig.devices.speaker_file = workdir / "unplugged" / "speaker.raw"  # its directory does not exist
+        rig.devices.write()
+        mark = ask(rig, "what time is it")  # the reply still arrives and the state machine moves on
+        rig.wait_log(r"^output device: ", timeout=20, start=mark)
+        assert rig.ctl("status")["state"] != "error"
+        before = len(rig.speaker_pcm())
+        rig.devices.speaker_file = real
+        rig.devices.write()
+        rig.wait_state("idle", timeout=30, start=mark)
+        mark2 = ask(rig, "and tomorrow")
+        try:
+            answered(rig, mark2, SCENARIO.turns[1].reply_text, timeout=20)
+        except AssertionError:
+            print("\n".join(f"{x.level} {x.message}" for x in rig.lines if x.level != "RAW"))
+            raise
+        rig.wait_log(r"speaker is back", timeout=20, start=mark)
+        wait_until(rig, lambda: len(rig.speaker_pcm()) > before, what="audio in the speaker file")
+        no_tracebacks(rig)
+        errors = [x.message for x in rig.lines[mark:] if x.level == "ERROR"]
+        assert len(errors) == 1, errors  # once per outage, not once per reply or retry
+        flaps = sum(1 for x in rig.lines[mark:] if x.message == "speaker is back")
+        assert flaps == 1, f"'speaker is back' logged {flaps}x"
+        truthful(rig)
+        return (f"gone: one line {errors[0]!r}, conversation goes on (replies dropped); back: one "
+                f"'speaker is back', reply audio written")
+
+
+def gpio_auto_unavailable(workdir: Path) -> str:
+    with make_rig(workdir, config='[gpio]\nenabled = "auto"\npin_factory = "native"\n') as rig:
+        line = rig.wait_log(r"running without LEDs and button|no GPIO pin factory", timeout=10)
+        answered(rig, ask(rig, "what time is it"), ANSWER)
+        no_tracebacks(rig)
+        return f"READY without GPIO: {rig.lines[line].message!r}; answers"
+
+
+def gpio_on_unavailable(workdir: Path) -> str:
+    rig = make_rig(workdir, config='[gpio]\nenabled = "on"\npin_factory = "native"\n')
+    rig.emulator = EmulatorThread(scenario=SCENARIO, api_key=API_KEY).start()
+    rig._own_emulator = True
+    rig.devices = SoftDevices(workdir / "alsa")
+    try:
+        rig.write_config()
+        rig.start(wait_ready=False)
+        rc = rig.wait_exit(60)
+        assert rc == 78, rc
+        errors = [x for x in rig.lines if x.level in ("ERROR", "CRITICAL", "RAW")]
+        assert len(errors) == 1, [f"{x.level} {x.message}" for x in errors]
+        assert rig.notify is not None and not any(m.get("READY") for m in rig.notify.messages)
+        no_tracebacks(rig)
+        return f"exit 78, no READY, one line: {errors[0].message!r}"
+    finally:
+        rig.close()
+
+
+CASES = [
+    Case("mic-absent-at-start", "devices", "no microphone at start, plugged in later",
+         "READY; error state and STATUS; recovers by itself; answers", mic_absent_at_start_then_plugged),
+    Case("mic-gone-while-running", "devices", "microphone removed (seen at the next open)",
+         "error state and STATUS; recovers by itself; answers", mic_gone_while_running),
+    Case("speaker-gone-and-back", "devices", "speaker unavailable, then back",
+         "one error line; conversation goes on; plays again when back", speaker_gone_and_back),
+    Case("gpio-auto-unavailable", "devices", "gpio.enabled=auto, pin factory cannot work",
+         "warning; runs without LEDs and button", gpio_auto_unavailable),
+    Case("gpio-on-unavailable", "devices", "gpio.enabled=on, pin factory cannot work",
+         "one error line, exit 78, no READY", gpio_on_unavailable),
+]

@@ -1,0 +1,216 @@
+"""Helpers shared by the fault matrix, the tests and ``scripts/reliability-report.py``.
+
+Why a plain module and not fixtures: the report script runs the same cases outside pytest, so a
+case is a function of a work directory that returns what it observed and raises AssertionError
+when the outcome is not the expected one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from speakerd.emulator import Scenario
+from speakerd.emulator.tts import synthesize
+from speakerd.events import SAMPLE_RATE_IN
+from speakerd.rig import API_KEY, Rig, _merge_toml
+
+SCENARIO = Scenario.from_dict({
+    "default_reply": "That is all I know.",
+    "turns": [
+        {"user_transcript": "what time is it", "reply_text": "It is time for a test."},
+        {"user_transcript": "and tomorrow", "reply_text": "Tomorrow will be sunny."},
+        {"user_transcript": "tell me a story", "reply_text": (
+            "Once upon a time there was a very small speaker that told very long stories, "
+            "so long that everybody in the house learned to interrupt it politely.")},
+    ],
+})
+
+# Quick reconnects and a short connect timeout keep stalls cheap; the rest is the rig's default.
+FAST = """
+[live]
+connect_timeout_seconds = 3.0
+reconnect_max_seconds = 1.0
+[conversation]
+follow_up_seconds = 4.0
+"""
+
+_cache: dict[str, bytes] = {}
+
+
+def silence(seconds: float) -> bytes:
+    return b"\0\0" * int(seconds * SAMPLE_RATE_IN)
+
+
+def speech(text: str) -> bytes:
+    if text not in _cache:
+        _cache[text] = synthesize(text, rate=SAMPLE_RATE_IN)
+    return _cache[text]
+
+
+def wake() -> bytes:
+    return silence(1.2) + speech("hey jarvis") + silence(0.4)
+
+
+@dataclass
+class Case:
+    """One fault: what is done, what must happen, and the function that does it and checks."""
+
+    id: str
+    area: str  # network, security, state, process, devices
+    fault: str
+    expected: str
+    run: Callable[[Path], str]
+    heavy: bool = False  # opt-in (SPEAKERD_SOAK=1)
+
+
+class RawRig(Rig):
+    """A rig whose config can end in raw TOML (arrays of tables, which the rig's writer lacks)."""
+
+    raw_config = ""
+
+    def write_config(self) -> None:
+        super().write_config()
+        if self.raw_config:
+            with self.config_path.open("a", encoding="utf-8") as f:
+                f.write("\n" + self.raw_config)
+
+
+def make_rig(workdir: Path, *, config: str = "", scenario: Scenario | None = None, raw_config: str = "",
+             emulator_options: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> Rig:
+    rig = RawRig(workdir, scenario=scenario or SCENARIO, config=_merge_toml(FAST, config),
+                 emulator_options=emulator_options, env=env)
+    rig.raw_config = raw_config
+    return rig
+
+
+def ask(rig: Rig, question: str, *, start: int | None = None, timeout: float = 60.0) -> int:
+    """Wake the speaker, ask, and wait until the reply was spoken and the speaker listens again.
+
+    Returns the log index where the question was asked.
+    """
+    assert rig.mic is not None
+    mark = len(rig.lines) if start is None else start
+    rig.mic.say(wake() + speech(question) + silence(2.0))
+    spoke = rig.wait_state("speaking", timeout=timeout, start=mark)
+    rig.wait_state("listening", timeout=timeout, start=spoke + 1)
+    return mark
+
+
+def follow_up(rig: Rig, question: str, *, timeout: float = 60.0) -> int:
+    """Ask inside the follow-up window (no wake word)."""
+    assert rig.mic is not None
+    mark = len(rig.lines)
+    rig.mic.say(silence(0.3) + speech(question) + silence(2.0))
+    spoke = rig.wait_state("speaking", timeout=timeout, start=mark)
+    rig.wait_state("listening", timeout=timeout, start=spoke + 1)
+    return mark
+
+
+def said(rig: Rig, start: int = 0) -> str:
+    """The model's words as the daemon logged them (its output transcription) since ``start``."""
+    words = [x.message.removeprefix("speaker: ") for x in rig.lines[start:] if x.message.startswith("speaker: ")]
+    return re.sub(r"\s+", " ", " ".join(words)).strip()
+
+
+def heard(rig: Rig, start: int = 0) -> str:
+    return " ".join(x.message.removeprefix("you: ") for x in rig.lines[start:] if x.message.startswith("you: "))
+
+
+def statuses(rig: Rig, start: int = 0) -> list[str]:
+    assert rig.notify is not None
+    return [m["STATUS"] for m in rig.notify.messages[start:] if "STATUS" in m]
+
+
+def count_during(fn: Callable[[], int], seconds: float) -> tuple[int, int]:
+    """``fn()`` now and after ``seconds``: shows whether something keeps growing (a retry loop)."""
+    before = fn()
+    time.sleep(seconds)
+    return before, fn()
+
+
+def no_tracebacks(rig: Rig) -> None:
+    text = rig.log_text()
+    assert "Traceback" not in text, f"a traceback reached the log:\n{text[-3000:]}"
+
+
+def no_key(text: str, where: str) -> None:
+    assert API_KEY not in text, f"the API key appears in {where}"
+    assert API_KEY[4:-4] not in text, f"part of the API key appears in {where}"
+
+
+def proc_figures(pid: int) -> dict[str, int]:
+    """RSS (kB), open file descriptors and threads of a process, from /proc."""
+    rss = 0
+    threads = 0
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("Threads:"):
+                threads = int(line.split()[1])
+    return {"rss_kb": rss, "fds": len(os.listdir(f"/proc/{pid}/fd")), "threads": threads}
+
+
+def opt_in(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0")
+
+
+def wait_until(rig: Rig, pred: Callable[[], Any], *, timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll ``pred`` (log lines, emulator records) until it is truthy; on timeout show the log tail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            tail = "\n".join(f"  {x.level} {x.message}" for x in rig.lines[-30:])
+            raise AssertionError(f"{what} not seen within {timeout:g} s; last lines:\n{tail}")
+        time.sleep(0.05)
+
+
+def answered(rig: Rig, start: int, reply: str, *, timeout: float = 60.0) -> None:
+    """The whole reply was spoken after ``start`` (possibly after a cut-off first attempt)."""
+    want = re.sub(r"\s+", "", reply)
+    wait_until(rig, lambda: re.sub(r"\s+", "", said(rig, start)).endswith(want), timeout=timeout,
+               what=f"reply {reply!r}")
+
+
+def hush(rig: Rig) -> None:
+    """Forget speech not yet fed (the daemon died mid-sentence; nobody reads the FIFO meanwhile)."""
+    mic = rig.mic
+    assert mic is not None
+    with mic._lock:  # the rig has no public way to clear the queue
+        mic._queue.clear()
+
+
+def truthful(rig: Rig, timeout: float = 10.0) -> str:
+    """LEDs, ``STATUS=`` and the control socket agree on the state once things settle; returns it.
+
+    Polled rather than sampled once, because the three are updated one after the other.
+    """
+    assert rig.notify is not None
+
+    def agree() -> str | None:
+        st = rig.ctl("status")
+        shown = [m["STATUS"] for m in rig.notify.messages if "STATUS" in m]  # type: ignore[union-attr]
+        state = str(st["state"])
+        if st.get("leds") not in (state, None) or not shown or shown[-1].split(":")[0] != state:
+            return None
+        return state
+
+    return str(wait_until(rig, agree, timeout=timeout, what="LEDs, STATUS= and the control socket agreeing"))
+
+
+def delivered(rig: Rig, text: str) -> list[int]:
+    """Connections that received the spoken ``text`` whole, byte for byte: no user audio was lost."""
+    assert rig.emulator is not None
+    pcm = speech(text)
+    found = [c.id for c in rig.emulator.connections if pcm in rig.emulator.received_audio(c.id)]
+    assert found, f"the audio of {text!r} did not reach the service whole on any connection"
+    return found

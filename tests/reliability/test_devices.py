@@ -1,0 +1,17 @@
+"""Device cases (tests/reliability/devices.py) as tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.reliability.devices import CASES
+from tests.reliability.harness import Case
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_devices(case: Case, tmp_path: Path) -> None:
+    print(f"{case.id}: {case.run(tmp_path)}")
