@@ -204,6 +204,10 @@ class Daemon:
         except OSError as e:
             log.warning("state directory %s is not usable (%s); nothing will be remembered",
                         s.state.directory, e.strerror)
+        else:
+            if not os.access(s.state.directory, os.W_OK):  # a read-only mount stops root too
+                log.warning("state directory %s is not writable; what is stored there is used, but "
+                            "nothing new will be remembered", s.state.directory)
         self._setup_gpio(loop)
         try:
             self.camera = open_camera(s.camera, on_active=self._camera_active)

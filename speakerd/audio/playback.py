@@ -105,11 +105,13 @@ class Player:
     def volume(self, value: int) -> None:
         """0..100, scales the samples from the next period on, and survives restarts."""
         self._volume = max(0, min(100, int(value)))
+        tmp = self.state_dir / f".{VOLUME_FILE}.tmp"
         try:
-            tmp = self.state_dir / f".{VOLUME_FILE}.tmp"
             tmp.write_text(json.dumps({"volume": self._volume}))
             tmp.replace(self.state_dir / VOLUME_FILE)
         except OSError as e:
+            with contextlib.suppress(OSError):  # a full disk must not keep a half-written file
+                tmp.unlink()
             log.warning("cannot remember the volume in %s: %s", self.state_dir, e.strerror or e)
 
     @property

@@ -88,8 +88,8 @@ class ResumptionStore:
             self.writable = True
         except OSError as e:
             if self.writable:  # say it once, not on every handle
-                log.warning("cannot store the session handle in %s (%s); a restart will start a new "
-                            "conversation", self.path.parent, e.strerror or e)
+                log.warning("cannot store the session handle in %s (%s); a restart will not resume "
+                            "this conversation", self.path.parent, e.strerror or e)
             self.writable = False
 
     def touch(self) -> None:

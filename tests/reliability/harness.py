@@ -7,10 +7,12 @@ when the outcome is not the expected one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -214,3 +216,38 @@ def delivered(rig: Rig, text: str) -> list[int]:
     found = [c.id for c in rig.emulator.connections if pcm in rig.emulator.received_audio(c.id)]
     assert found, f"the audio of {text!r} did not reach the service whole on any connection"
     return found
+
+
+class CannotSimulate(Exception):
+    """This machine cannot stage the fault (no mount rights, say): the case is skipped, not passed."""
+
+
+@contextlib.contextmanager
+def small_filesystem(path: Path, size_kb: int) -> Iterator[Path]:
+    """A tmpfs of ``size_kb`` at ``path``: a disk that fills up, or can be made read-only, for real.
+
+    Root ignores permission bits, but not ENOSPC or a read-only mount.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k,mode=0755", "speakerd-test", str(path)],
+                       capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        raise CannotSimulate(f"cannot mount a tmpfs: {r.stderr.strip() or r.returncode}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
+
+
+def fill(directory: Path) -> Path:
+    """Fill the filesystem of ``directory`` to the last byte; returns the file to delete to free it."""
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for size in (65536, 4096, 1):
+            with contextlib.suppress(OSError):
+                while os.write(fd, b"\0" * size) > 0:
+                    pass
+    finally:
+        os.close(fd)
+    return filler

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from tests.reliability.harness import SCENARIO, Case, answered, ask, make_rig, no_tracebacks
+from tests.reliability.harness import (
+    SCENARIO,
+    Case,
+    answered,
+    ask,
+    fill,
+    follow_up,
+    make_rig,
+    no_tracebacks,
+    small_filesystem,
+)
 
 ANSWER = SCENARIO.turns[0].reply_text
 
@@ -74,9 +86,72 @@ def reload_invalid_config(workdir: Path) -> str:
         return "invalid: refused in one line, RELOADING=1 then READY=1, still answers; valid: volume 23 applied"
 
 
+def _handle(path: Path) -> str:
+    return str(json.loads(path.read_text())["handle"])
+
+
+def state_dir_broken(mode: str) -> Callable[[Path], str]:
+    """The state directory on a real filesystem that fills up or turns read-only after a conversation.
+
+    Expected: the stored conversation is still resumed, nothing on disk is damaged, one warning, the
+    speaker answers; when space comes back (full), handles are stored again.
+    """
+
+    def run(workdir: Path) -> str:
+        rig = make_rig(workdir)
+        with small_filesystem(rig.state_dir, 256), rig:
+            assert rig.emulator is not None
+            answered(rig, ask(rig, "what time is it"), ANSWER)
+            rig.stop()
+            stored = rig.state_dir / "resumption.json"
+            old = _handle(stored)
+            filler = None
+            if mode == "full":
+                filler = fill(rig.state_dir)
+            else:
+                r = subprocess.run(["mount", "-o", "remount,ro", str(rig.state_dir)], capture_output=True,
+                                   text=True, check=False)
+                assert r.returncode == 0, r.stderr
+            conns = len(rig.emulator.connections)
+            mark = len(rig.lines)
+            rig.start()
+            if mode == "read-only":
+                rig.wait_log(r"state directory .* is not writable", timeout=10, start=mark)
+            asked = ask(rig, "and tomorrow")
+            answered(rig, asked, SCENARIO.turns[1].reply_text)
+            assert rig.emulator.connections[conns].resumed_handle == old, "the stored conversation was not resumed"
+            rig.wait_log(r"cannot store the session handle", timeout=20, start=mark)
+            assert rig.ctl("volume", 31)["ok"]  # the volume is applied even though it cannot be stored
+            rig.wait_log(r"cannot remember the volume", timeout=10, start=mark)
+            assert rig.ctl("status")["volume"] == 31
+            assert _handle(stored) == old, "the stored handle was damaged"
+            warned = sum(1 for x in rig.lines[mark:] if "cannot store the session handle" in x.message)
+            assert warned == 1, f"warned {warned} times"
+            outcome = (f"resumed the stored conversation, answered; one warning "
+                       f"({rig.lines[rig.wait_log(r'cannot store', start=mark)].message.split(';')[0]!r}); "
+                       f"old handle intact; volume applied, not stored")
+            if filler is not None:  # space comes back: the next handle is stored, said once
+                filler.unlink()
+                back = len(rig.lines)
+                answered(rig, follow_up(rig, "tell me a story"), SCENARIO.turns[2].reply_text)
+                rig.wait_log(r"the resumption file is writable again", timeout=20, start=back)
+                assert _handle(stored) != old
+                outcome += "; space freed: 'writable again', newer handle stored"
+            no_tracebacks(rig)
+            rig.stop()
+            return outcome
+
+    return run
+
+
 CASES = [
     Case("state-dir-unusable", "state", "state directory path is a regular file",
          "warn once, run without memory, answer", state_dir_unusable),
+    Case("state-dir-full", "state", "state filesystem full (real tmpfs, ENOSPC)",
+         "resume the stored conversation, warn once, old handle intact; stored again when space is back",
+         state_dir_broken("full")),
+    Case("state-dir-read-only", "state", "state filesystem remounted read-only",
+         "resume the stored conversation, warn once, old handle intact", state_dir_broken("read-only")),
     Case("resumption-corrupt", "state", "resumption.json is not JSON",
          "warn, start fresh", _stored(b"{\x00garbage", r"resumption file .* corrupt")),  # type: ignore[arg-type]
     Case("resumption-truncated", "state", "resumption.json cut in half",
