@@ -3,7 +3,8 @@
 
 # Debian packages: building PyAudio and systemd-python, and the test rig's audio tools.
 SPEAKERD_BUILD_PKGS=(python3-venv python3-dev gcc pkg-config portaudio19-dev libsystemd-dev)
-SPEAKERD_RIG_PKGS=(espeak-ng sox alsa-utils systemd)
+# pulseaudio and libasound2-plugins: a microphone that can vanish mid-stream (tests/reliability).
+SPEAKERD_RIG_PKGS=(espeak-ng sox alsa-utils systemd pulseaudio libasound2-plugins)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -45,6 +45,7 @@ class SoftDevices:
             os.mkfifo(self.speaker_file)
         self.speaker_rate = speaker_rate
         self.with_mic = with_mic
+        self.extra = ""  # more PCM definitions, e.g. a microphone behind a sound server
         self.conf = directory / "asound.conf"
         self.write()
 
@@ -64,7 +65,7 @@ pcm.{self.mic_name} {{
     format "raw"
 }}
 """ if self.with_mic else ""
-        return mic + f"""
+        return mic + self.extra + f"""
 pcm.{self.speaker_name} {{
     type plug
     slave {{

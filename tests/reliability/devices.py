@@ -8,14 +8,19 @@ as fast as it is read, which no real card does.
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import subprocess
 import time
 from pathlib import Path
 
 from speakerd.audio.softdev import SoftDevices
 from speakerd.emulator import EmulatorThread
-from speakerd.rig import API_KEY
+from speakerd.rig import API_KEY, MicFeeder
 from tests.reliability.harness import (
     SCENARIO,
+    CannotSimulate,
     Case,
     answered,
     ask,
@@ -146,11 +151,107 @@ def gpio_on_unavailable(workdir: Path) -> str:
         rig.close()
 
 
+class SoundServer:
+    """A PulseAudio server whose microphone is a FIFO; killing it is a USB microphone pulled out.
+
+    ALSA's ``file`` plugin cannot fail mid-stream, but the ``pulse`` plugin does: with its server gone,
+    the next read fails as it does on a card that vanished, and PortAudio raises.
+    """
+
+    name = "speakerd_pulse_mic"
+
+    def __init__(self, directory: Path) -> None:
+        if shutil.which("pulseaudio") is None:
+            raise CannotSimulate("pulseaudio is not installed (scripts/dev-setup.sh installs it)")
+        self.directory = directory
+        self.runtime = directory / "pulse"
+        self.fifo = self.runtime / "mic.fifo"
+        self.socket = self.runtime / "native"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def pcm(self) -> str:
+        return f'''
+pcm.{self.name} {{
+    type pulse
+    device "mic"
+    server "unix:{self.socket}"
+}}
+'''
+
+    def start(self) -> None:
+        self.runtime.mkdir(parents=True, exist_ok=True)
+        self.fifo.unlink(missing_ok=True)  # module-pipe-source makes its own
+        env = {"HOME": str(self.runtime), "PULSE_RUNTIME_PATH": str(self.runtime), "PATH": os.environ["PATH"]}
+        self.proc = subprocess.Popen(
+            ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--use-pid-file=no",
+             "--disable-shm=yes", "--log-target=stderr",
+             "-L", f"module-native-protocol-unix auth-anonymous=1 socket={self.socket}",
+             "-L", f"module-pipe-source source_name=mic file={self.fifo} format=s16le rate=16000 channels=1"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not (self.socket.exists() and self.fifo.exists()):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise CannotSimulate(f"pulseaudio did not start (exit {self.proc.poll()})")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        self.proc = None
+
+
+def mic_pulled_mid_stream(workdir: Path) -> str:
+    """The microphone vanishes while its stream is open (the server dies) and comes back later."""
+    server = SoundServer(workdir / "sound")
+    server.start()
+    rig = make_rig(workdir, config=f'{FAST_REOPEN}input_device = "{server.name}"\n')
+    rig.emulator = EmulatorThread(scenario=SCENARIO, api_key=API_KEY).start()
+    rig._own_emulator = True
+    rig.devices = SoftDevices(workdir / "alsa", mic_infile=Path("/dev/zero"))
+    rig.devices.extra = server.pcm()
+    rig.devices.write()
+    rig.mic = MicFeeder(server.fifo)
+    try:
+        rig.write_config()
+        rig.start()
+        assert rig.notify is not None
+        answered(rig, ask(rig, "what time is it"), ANSWER)
+        rig.wait_state("idle", timeout=30)
+        mark = len(rig.lines)
+        n0 = len(rig.notify.messages)
+        rig.mic.close()
+        server.kill()  # pulled out while the stream is open and being read
+        line = rig.wait_log(r"^input device: microphone stopped working", timeout=20, start=mark)
+        rig.wait_state("error", timeout=20, start=mark)
+        assert truthful(rig) == "error"
+        sts = statuses(rig, n0)
+        assert any(s.startswith("error: ") for s in sts), sts
+        time.sleep(2.0)  # a few reopen attempts with the server still gone: said once, not per attempt
+        faults = [x.message for x in rig.lines[mark:] if x.level == "ERROR"]
+        assert len(faults) == 1, faults
+        server.start()  # plugged back in
+        rig.mic = MicFeeder(server.fifo)
+        rig.wait_log(r"^microphone is back", timeout=30, start=mark)
+        rig.wait_state("idle", timeout=10, start=mark)
+        truthful(rig)
+        answered(rig, ask(rig, "and tomorrow"), SCENARIO.turns[1].reply_text)
+        no_tracebacks(rig)
+        return (f"one line {rig.lines[line].message!r}; state error, STATUS error, LEDs error; "
+                f"reopened with backoff, back by itself: idle, answers the next question")
+    finally:
+        rig.close()
+        server.kill()
+
+
 CASES = [
     Case("mic-absent-at-start", "devices", "no microphone at start, plugged in later",
          "READY; error state and STATUS; recovers by itself; answers", mic_absent_at_start_then_plugged),
     Case("mic-gone-while-running", "devices", "microphone removed (seen at the next open)",
          "error state and STATUS; recovers by itself; answers", mic_gone_while_running),
+    Case("mic-pulled-mid-stream", "devices", "microphone vanishes while being read (sound server killed)",
+         "one error line; error state, STATUS, LEDs; recovers by itself when back; answers",
+         mic_pulled_mid_stream),
     Case("speaker-gone-and-back", "devices", "speaker unavailable, then back",
          "one error line; conversation goes on; plays again when back", speaker_gone_and_back),
     Case("gpio-auto-unavailable", "devices", "gpio.enabled=auto, pin factory cannot work",
