@@ -79,7 +79,10 @@ class ControlServer:
         if self.group:
             try:
                 self._gid = grp.getgrnam(self.group).gr_gid
-                os.chown(self.path, -1, self._gid)
+                # Under systemd the socket is born with the group already (the service's Group=), and
+                # the unit's system-call filter refuses chown: only change what needs changing.
+                if os.stat(self.path).st_gid != self._gid:
+                    os.chown(self.path, -1, self._gid)
             except KeyError:
                 log.warning("control socket: group %s does not exist; only this user may connect", self.group)
                 self._gid = None
