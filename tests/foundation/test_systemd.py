@@ -6,18 +6,31 @@ import logging
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from speakerd import systemd
 from speakerd.audio.softdev import SoftDevices
+from speakerd.rig import MicFeeder
 from tests.conftest import NotifySocket, base_env
 
 
-def _start(cfg: Path, ns: NotifySocket, **env: str) -> subprocess.Popen[str]:
-    # A silent microphone (/dev/zero) and a file speaker: ALSA software devices, no sound card.
-    devices = SoftDevices(cfg.parent / "alsa", mic_infile=Path("/dev/zero"))
+@pytest.fixture
+def quiet_room(tmp_path: Path) -> Iterator[SoftDevices]:
+    """A microphone fed silence in real time and a file speaker: ALSA software devices, no sound card.
+
+    Not /dev/zero: a microphone without a clock floods the loop (hundreds of percent CPU), which
+    no real card does and which starves signal delivery.
+    """
+    devices = SoftDevices(tmp_path / "alsa")
+    feeder = MicFeeder(devices.mic_fifo)
+    yield devices
+    feeder.close()
+
+
+def _start(cfg: Path, ns: NotifySocket, devices: SoftDevices, **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "speakerd", "run", "--config", str(cfg)],
         env=base_env(NOTIFY_SOCKET=str(ns.path), **devices.env(), **env),
@@ -36,9 +49,10 @@ def daemon_config(tmp_path: Path, extra: str = "") -> Path:
     return path
 
 
-def test_ready_status_watchdog_reload_and_stop(tmp_path: Path, notify_socket: NotifySocket) -> None:
+def test_ready_status_watchdog_reload_and_stop(tmp_path: Path, notify_socket: NotifySocket,
+                                               quiet_room: SoftDevices) -> None:
     cfg = daemon_config(tmp_path)
-    proc = _start(cfg, notify_socket, WATCHDOG_USEC="300000")
+    proc = _start(cfg, notify_socket, quiet_room, WATCHDOG_USEC="300000")
     try:
         ready = notify_socket.wait_for(lambda m: m.get("READY") == "1")
         assert notify_socket.messages[ready].get("STATUS", "").startswith("idle")
@@ -69,9 +83,10 @@ def test_ready_status_watchdog_reload_and_stop(tmp_path: Path, notify_socket: No
     assert "Traceback" not in err
 
 
-def test_bad_config_at_start_exits_78_with_one_line(tmp_path: Path, notify_socket: NotifySocket) -> None:
+def test_bad_config_at_start_exits_78_with_one_line(tmp_path: Path, notify_socket: NotifySocket,
+                                                    quiet_room: SoftDevices) -> None:
     cfg = daemon_config(tmp_path, "[wakeword]\nthreshold = 1.5\n")
-    proc = _start(cfg, notify_socket)
+    proc = _start(cfg, notify_socket, quiet_room)
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 78
     assert err == "speakerd.toml: wakeword.threshold: must be < 1.0 (got 1.5)\n"
