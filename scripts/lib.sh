@@ -3,8 +3,17 @@
 
 # Debian packages: building PyAudio and systemd-python, and the test rig's audio tools.
 SPEAKERD_BUILD_PKGS=(python3-venv python3-dev gcc pkg-config portaudio19-dev libsystemd-dev)
-# pulseaudio and libasound2-plugins: a microphone that can vanish mid-stream (tests/reliability).
-SPEAKERD_RIG_PKGS=(espeak-ng sox alsa-utils systemd pulseaudio libasound2-plugins)
+SPEAKERD_RIG_PKGS=(espeak-ng sox alsa-utils systemd)
+# Only for scripts/test.sh: systemd-container boots the shipped unit under a real systemd, and a
+# PulseAudio server behind ALSA's pulse plugin is a microphone that can vanish mid-stream.
+SPEAKERD_TEST_PKGS=(systemd-container libasound2-plugins)
+
+# test_pkgs: SPEAKERD_TEST_PKGS, plus pulseaudio unless PipeWire serves Pulse clients here
+# (installing pulseaudio would remove pipewire-pulse from a desktop; those tests then skip).
+test_pkgs() {
+    printf '%s\n' "${SPEAKERD_TEST_PKGS[@]}"
+    dpkg-query -W -f='${Status}' pipewire-pulse 2>/dev/null | grep -q "install ok installed" || echo pulseaudio
+}
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -4,6 +4,10 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/dev-setup.sh"
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
+mapfile -t pkgs < <(test_pkgs)
+apt_ensure "${pkgs[@]}"
 cd "$root"
 py=.venv/bin/python
 echo "==> ruff"

@@ -60,7 +60,8 @@ def build_root(root: Path) -> None:
         (root / d).mkdir(parents=True, exist_ok=True)
     (root / "tmp").chmod(0o1777)
     (root / "root").chmod(0o700)
-    for name, target in (("bin", "usr/bin"), ("sbin", "usr/sbin"), ("lib", "usr/lib"), ("lib64", "usr/lib64")):
+    for name in ("bin", "sbin", "lib", "lib64"):
+        target = f"usr/{name}"
         link = root / name
         if not link.is_symlink() and Path("/", target).exists():
             link.symlink_to(target)
@@ -71,12 +72,13 @@ def build_root(root: Path) -> None:
     (etc / "passwd").write_text(
         "root:x:0:0:root:/root:/bin/sh\n"
         "speakerd:x:990:990:speakerd:/var/lib/speakerd:/usr/sbin/nologin\n"
+        "pi:x:1000:1000:owner:/nonexistent:/bin/sh\n"
         "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
     )
     # The unit asks for SupplementaryGroups=audio gpio spi: a missing group fails the start.
     (etc / "group").write_text(
         "root:x:0:\naudio:x:29:speakerd\ngpio:x:991:speakerd\nspi:x:992:speakerd\n"
-        "speakerd:x:990:\nnogroup:x:65534:\n"
+        "speakerd:x:990:pi\npi:x:1000:\nnogroup:x:65534:\n"
     )
     (etc / "shadow").write_text("root:*:19000::::::\nspeakerd:!:19000::::::\n")
     (etc / "shadow").chmod(0o600)
@@ -167,14 +169,16 @@ class Container:
         deadline = time.monotonic() + timeout
         while self.leader is None:
             if self.proc.poll() is not None:
-                raise NspawnError(f"systemd-nspawn exited {self.proc.returncode}: {self.log.read_text()[-2000:]}")
+                tail = self.log.read_text(errors="replace")[-2000:]
+                raise NspawnError(f"systemd-nspawn exited {self.proc.returncode}: {tail}")
             if time.monotonic() > deadline:
                 raise NspawnError("the container's init did not appear")
             self.leader = _container_init(self.proc.pid)
             time.sleep(0.1)
         state = self.run(["systemctl", "is-system-running", "--wait"], check=False, timeout=timeout)
         if state.stdout.strip() not in ("running", "degraded"):
-            raise NspawnError(f"boot ended {state.stdout.strip()!r}: {self.log.read_text()[-2000:]}")
+            tail = self.log.read_text(errors="replace")[-2000:]
+            raise NspawnError(f"boot ended {state.stdout.strip()!r}: {tail}")
 
     def run(self, argv: Sequence[str], *, check: bool = True, timeout: float = 60.0,
             ) -> subprocess.CompletedProcess[str]:
