@@ -60,7 +60,8 @@ NO_KEY = (
 )
 BAD_KEY = "API key not valid. Please pass a valid API key."
 
-FaultKind = Literal["drop", "close", "stall", "malformed", "oversized", "delay", "go_away"]
+FaultKind = Literal["drop", "close", "stall", "malformed", "oversized", "delay", "go_away", "raw"]
+RawFrame = str | bytes  # str: a text frame (UTF-8, lone surrogates kept as-is); bytes: a binary frame
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ class Fault:
     - stall: hold setupComplete back ``seconds`` (0: forever). delay: hold every message ``seconds``.
     - go_away: send goAway{timeLeft=go_away_before_seconds} (at once or right after setupComplete),
       then close 1000 when the time is up.
+    - raw: send ``frames`` exactly as given (for fuzzing the client), "setup" before setupComplete,
+      then go on normally; with ``then_close`` close with ``code``/``reason`` right after them.
     """
 
     kind: FaultKind
@@ -81,6 +84,8 @@ class Fault:
     during: Literal["setup", "reply", "now"] = "reply"
     after_chunks: int = 2
     seconds: float = 0.0
+    frames: tuple[RawFrame, ...] = ()
+    then_close: bool = False
 
 
 @dataclass(frozen=True)
@@ -664,7 +669,10 @@ class _Connection:
                     continue
                 self.protocol.send_binary(data)
             elif kind == "raw":
-                self.protocol.send_binary(payload)
+                if isinstance(payload, str):
+                    self.protocol.send_text(payload.encode("utf-8", "surrogatepass"))
+                else:
+                    self.protocol.send_binary(payload)
             elif kind == "drop":
                 self.emu.event(self.info.id, "drop")
                 self.abort("drop")
@@ -760,6 +768,11 @@ class _Connection:
             self.out.put_nowait(("raw", filler, None))
         elif fault.kind == "go_away":
             self.spawn(self._go_away(self.emu.go_away_before_seconds))
+        elif fault.kind == "raw":
+            for frame in fault.frames:
+                self.out.put_nowait(("raw", frame, "rawFrame"))
+            if fault.then_close:
+                self.close(fault.code, fault.reason)
 
     def _reply_faults(self) -> None:
         for f in [f for f in self.faults if f.during == "reply" and self.chunks_in_reply >= f.after_chunks]:
@@ -866,10 +879,14 @@ class _Connection:
             if f.during == "setup" and f.kind in ("close", "drop", "malformed", "oversized"):
                 self._act(f)
                 return
+            if f.during == "setup" and f.kind == "raw":
+                self._act(f)
+                if f.then_close:
+                    return
         self.send({"setupComplete": {}}, tag="setupComplete")
         self._resumption()
         for f in faults:
-            if f.kind in ("close", "drop", "malformed", "oversized") and f.during == "reply":
+            if f.kind in ("close", "drop", "malformed", "oversized", "raw") and f.during == "reply":
                 self.faults.append(f)
             elif f.kind == "go_away":
                 self.spawn(self._go_away(self.emu.go_away_before_seconds))

@@ -141,10 +141,12 @@ class LiveSession:
         self._timers: list[asyncio.TimerHandle] = []  # per connection: goAway deadline, token expiry
         self._switch_by_go_away = False
         # Input sent that no stored handle covers yet: a resumed session has not heard it, so it is
-        # sent again first. Items before the newest turnComplete are covered by the next handle.
+        # sent again first. Items sent before the model began its answer are covered by the handle
+        # after that turn's turnComplete; input sent while it answered (a barge-in) belongs to the next.
         self._since_handle: deque[tuple[str, Any]] = deque()
         self._since_handle_audio = 0
         self._covered = 0
+        self._answered = 0  # len(_since_handle) when the model's current or last answer began
         self._token_retry_used = False
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-store")
 
@@ -252,7 +254,14 @@ class LiveSession:
             self._wake.clear()
             while self._outbox:
                 kind, value = self._outbox[0]
-                await self._send(session, kind, value)
+                try:
+                    await self._send(session, kind, value)
+                except ValueError as e:  # the SDK refused the item itself: no connection would take it
+                    log.warning("could not send %s to the Live service: %s; dropped", kind, _reason(e))
+                    self._outbox.popleft()
+                    if kind == "audio":
+                        self._audio_bytes -= len(value)
+                    continue
                 self._outbox.popleft()  # only once sent: a failed send keeps it for the next connection
                 if kind == "audio":
                     self._audio_bytes -= len(value)
@@ -274,6 +283,7 @@ class LiveSession:
         if kind == "audio":
             self._since_handle_audio -= len(value)
         self._covered = max(0, self._covered - 1)
+        self._answered = max(0, self._answered - 1)
 
     def _replay(self) -> None:
         """Put what the resumed session has not heard back at the front of the outbox, in order."""
@@ -282,6 +292,7 @@ class LiveSession:
         self._since_handle.clear()
         self._since_handle_audio = 0
         self._covered = 0
+        self._answered = 0
         for kind, value in reversed(items):
             self._outbox.appendleft((kind, value))
             if kind == "audio":
@@ -453,6 +464,11 @@ class LiveSession:
             await asyncio.gather(sender, receiver, switch, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(cm.__aexit__(None, None, None), 2.0)
+            # A close handshake stuck behind unread frames (the receiver stopped at a bad one) would
+            # leave the socket and its keepalive task behind: cut it.
+            ws = getattr(session, "_ws", None)
+            if ws is not None and ws.state is not websockets.State.CLOSED:
+                ws.transport.abort()
         return outcome
 
     def _decide(self, code: int | None, reason: str) -> str:
@@ -493,6 +509,8 @@ class LiveSession:
             if sc.model_turn is not None and sc.model_turn.parts:
                 for part in sc.model_turn.parts:
                     if part.inline_data is not None and part.inline_data.data:
+                        if not self._generating:
+                            self._answered = len(self._since_handle)
                         self._generating = True
                         self.on_event(ReplyAudio(part.inline_data.data))
             if sc.output_transcription is not None and sc.output_transcription.text:
@@ -505,12 +523,14 @@ class LiveSession:
                 self.on_event(GenerationComplete())
             if sc.turn_complete:
                 self._generating = False
-                self._covered = len(self._since_handle)
+                self._covered = self._answered
                 usage = msg.usage_metadata.model_dump(exclude_none=True) if msg.usage_metadata else {}
                 self.on_event(TurnComplete(usage))
                 if self._go_away_pending:
                     self._switch.set()
         if msg.tool_call is not None:
+            if not self._generating:
+                self._answered = len(self._since_handle)
             for call in msg.tool_call.function_calls or []:
                 self._start_tool(call)
         if msg.tool_call_cancellation is not None:
@@ -560,6 +580,9 @@ class LiveSession:
 
     def _start_tool(self, call: types.FunctionCall) -> None:
         call_id, name = call.id or "", call.name or ""
+        if not call_id:  # the answer needs the call's id; without it the SDK refuses to send one
+            log.warning("the Live service called tool %r without an id; ignored", name)
+            return
         args = dict(call.args or {})
         self.on_event(ToolCall(call_id, name, args))
 
