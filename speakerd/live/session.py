@@ -61,6 +61,9 @@ class LiveError(Exception):
         self.fatal = fatal
 
 
+STATS_KEPT = 256  # recent reconnect figures kept in SessionStats
+
+
 @dataclass
 class SessionStats:
     connects: int = 0
@@ -68,8 +71,9 @@ class SessionStats:
     last_connect_seconds: float | None = None
     go_aways: int = 0
     dropped_audio_bytes: int = 0
-    reconnect_gaps: list[float] = field(default_factory=list)
-    backoffs: list[float] = field(default_factory=list)
+    # The latest only: a speaker runs for months, and these are for benches and diagnostics.
+    reconnect_gaps: deque[float] = field(default_factory=lambda: deque(maxlen=STATS_KEPT))
+    backoffs: deque[float] = field(default_factory=lambda: deque(maxlen=STATS_KEPT))
     replayed_items: int = 0
 
 
