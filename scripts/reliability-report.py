@@ -27,6 +27,7 @@ from tests.reliability.matrix import ALL_CASES  # noqa: E402
 
 DOC = ROOT / "docs" / "reliability.md"
 SOAK = ROOT / "bench" / "results" / "soak.json"
+RESULTS = ROOT / "bench" / "results" / "reliability.json"  # the last full run, for --render-only
 
 
 def run_case(case: Case) -> tuple[bool | None, str, float]:
@@ -97,20 +98,7 @@ def soak_section() -> list[str]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--area", action="append", help="only this area (network, security, state, process, devices)")
-    p.add_argument("--only", nargs="*", help="only these case ids")
-    p.add_argument("--no-write", action="store_true", help="print the table, do not write docs/reliability.md")
-    args = p.parse_args(argv)
-    cases = [c for c in ALL_CASES if (not args.area or c.area in args.area) and (not args.only or c.id in args.only)]
-    rows = []
-    for case in cases:
-        print(f"== {case.area}/{case.id} ...", file=sys.stderr, flush=True)
-        ok, observed, seconds = run_case(case)
-        word = {True: "PASS", False: "FAIL", None: "SKIP"}[ok]
-        print(f"   {word} ({seconds:.0f} s): {observed}", file=sys.stderr, flush=True)
-        rows.append((case, ok, observed))
+def render(rows: list[dict[str, object]]) -> str:
     lines = [
         "# Reliability",
         "",
@@ -122,21 +110,51 @@ def main(argv: list[str] | None = None) -> int:
         "| area | case | fault | expected | result | observed |",
         "|---|---|---|---|---|---|",
     ]
-    for case, ok, observed in rows:
-        lines.append(f"| {case.area} | {case.id} | {cell(case.fault)} | {cell(case.expected)} | "
-                     f"{ {True: 'pass', False: '**FAIL**', None: 'not run'}[ok]} | {cell(observed)} |")
+    words = {True: "pass", False: "**FAIL**", None: "not run"}
+    for r in rows:
+        lines.append(f"| {r['area']} | {r['id']} | {cell(str(r['fault']))} | {cell(str(r['expected']))} | "
+                     f"{words[r['ok']]} | {cell(str(r['observed']))} |")  # type: ignore[index]
     lines += ["", "## Soak", "", *soak_section(), ""]
     lines += ["## Covered elsewhere", "", *(f"- {x}" for x in ELSEWHERE), ""]
     lines += ["## Not covered", "", *(f"- {x}" for x in NOT_COVERED), ""]
-    passed = sum(1 for _, ok, _ in rows if ok)
-    skipped = sum(1 for _, ok, _ in rows if ok is None)
+    passed = sum(1 for r in rows if r["ok"] is True)
+    skipped = sum(1 for r in rows if r["ok"] is None)
     lines += [f"{passed} of {len(rows)} cases passed" + (f", {skipped} not run." if skipped else "."), ""]
-    text = "\n".join(lines)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--area", action="append", help="only this area (network, security, state, process, devices)")
+    p.add_argument("--only", nargs="*", help="only these case ids")
+    p.add_argument("--no-write", action="store_true", help="print the table, do not write docs/reliability.md")
+    p.add_argument("--render-only", action="store_true",
+                   help=f"do not run: rewrite the page from {RESULTS.relative_to(ROOT)} and the soak figures")
+    args = p.parse_args(argv)
+    if args.render_only:
+        rows = json.loads(RESULTS.read_text())
+    else:
+        cases = [c for c in ALL_CASES
+                 if (not args.area or c.area in args.area) and (not args.only or c.id in args.only)]
+        rows = []
+        for case in cases:
+            print(f"== {case.area}/{case.id} ...", file=sys.stderr, flush=True)
+            ok, observed, seconds = run_case(case)
+            word = {True: "PASS", False: "FAIL", None: "SKIP"}[ok]
+            print(f"   {word} ({seconds:.0f} s): {observed}", file=sys.stderr, flush=True)
+            rows.append({"area": case.area, "id": case.id, "fault": case.fault, "expected": case.expected,
+                         "ok": ok, "observed": observed, "seconds": round(seconds, 1)})
+    text = render(rows)
     print(text)
-    if not args.no_write and not args.only and not args.area:
+    whole = not args.only and not args.area
+    if not args.no_write and whole:
+        if not args.render_only:
+            RESULTS.parent.mkdir(parents=True, exist_ok=True)
+            RESULTS.write_text(json.dumps(rows, indent=1) + "\n")
         DOC.write_text(text)
         print(f"wrote {DOC.relative_to(ROOT)}", file=sys.stderr)
-    return 0 if passed + skipped == len(rows) else 1
+    failed = sum(1 for r in rows if r["ok"] is False)
+    return 0 if failed == 0 else 1
 
 
 if __name__ == "__main__":
