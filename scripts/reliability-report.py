@@ -2,6 +2,9 @@
 """Run the fault matrix against the real daemon and regenerate docs/reliability.md.
 
 Usage: .venv/bin/python scripts/reliability-report.py [--area network] [--only ID ...] [--no-write]
+       [--render-only]
+
+A partial run (--area, --only) replaces its rows in the last full run's results and rewrites the page.
 
 Every case starts the real daemon with the emulator and ALSA software devices (tests/reliability/),
 injects its fault and checks the outcome; the table shows what was expected and what was observed.
@@ -62,7 +65,7 @@ ELSEWHERE = [
     "Security outside this table: `systemd-analyze security` at or under 2.0 (tests/foundation); tool "
     "arguments, no shell, timeouts and the output cap (tests/live); secret masking in check-config "
     "(tests/foundation).",
-    "Heavy variants: `SPEAKERD_SOAK=1` makes the goAway storm 60 in a row and the kill test 100 runs, and "
+    "Heavy variants: `SPEAKERD_SOAK=1` makes the kill test 100 runs and the fuzzing 1100 examples instead of 90, and "
     "enables the soak test (`pytest -m soak tests/reliability`).",
 ]
 
@@ -144,10 +147,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"   {word} ({seconds:.0f} s): {observed}", file=sys.stderr, flush=True)
             rows.append({"area": case.area, "id": case.id, "fault": case.fault, "expected": case.expected,
                          "ok": ok, "observed": observed, "seconds": round(seconds, 1)})
+    whole = not args.only and not args.area
+    if not whole and RESULTS.exists():  # a partial run updates its rows of the last full run
+        fresh = {r["id"]: r for r in rows}
+        rows = [fresh.pop(str(r["id"]), r) for r in json.loads(RESULTS.read_text())] + list(fresh.values())
     text = render(rows)
     print(text)
-    whole = not args.only and not args.area
-    if not args.no_write and whole:
+    if not args.no_write and (whole or RESULTS.exists()):
         if not args.render_only:
             RESULTS.parent.mkdir(parents=True, exist_ok=True)
             RESULTS.write_text(json.dumps(rows, indent=1) + "\n")

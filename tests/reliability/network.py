@@ -20,7 +20,6 @@ from tests.reliability.harness import (
     follow_up,
     make_rig,
     no_tracebacks,
-    opt_in,
     silence,
     speech,
     statuses,
@@ -30,7 +29,7 @@ from tests.reliability.harness import (
 )
 
 ANSWER = SCENARIO.turns[0].reply_text
-GO_AWAYS = int(os.environ.get("SPEAKERD_GO_AWAYS", "60" if opt_in("SPEAKERD_SOAK") else "20"))
+GO_AWAYS = int(os.environ.get("SPEAKERD_GO_AWAYS", "60"))
 
 
 def _conns(rig: Rig) -> str:
