@@ -82,22 +82,24 @@ def soak_section() -> list[str]:
     if not SOAK.exists():
         return ["No soak figures yet: run `.venv/bin/python bench/soak.py`."]
     data = json.loads(SOAK.read_text())
+    warm = data.get("after_warmup", data["start"])
     out = [
-        f"`bench/soak.py` ({data.get('conversations')} conversations, {data.get('go_aways')} goAways, "
-        f"{data.get('barge_ins')} barge-ins, {data.get('reconnects')} reconnects, emulator pace "
-        f"{data.get('pace')}, {data.get('seconds', 0):.0f} s wall clock):",
+        f"`bench/soak.py` ({data.get('conversations')} conversations with {data.get('go_aways')} goAways, "
+        f"{data.get('drops')} dropped connections and {data.get('barge_ins')} barge-ins; "
+        f"{data.get('connections')} connections, {data.get('reconnects')} reconnects, "
+        f"{data.get('tracebacks')} tracebacks; emulator pace {data.get('pace')}, "
+        f"{data.get('seconds', 0):.0f} s wall clock). The baseline is the same process after "
+        f"{data.get('warmup')} conversations, when the models and the SDK are loaded:",
         "",
-        "| figure | start | end | end / start |",
-        "|---|---|---|---|",
+        "| figure | start | after warm-up (baseline) | end | end / baseline |",
+        "|---|---|---|---|---|",
     ]
     for name in ("rss_kb", "fds", "threads"):
-        start, end = data["start"][name], data["end"][name]
-        out.append(f"| {name} | {start} | {end} | {end / start:.3f} |")
-    if "after_warmup" in data:
-        w, e = data["after_warmup"]["rss_kb"], data["end"]["rss_kb"]
-        out.append("")
-        out.append(f"RSS after the first {data.get('warmup')} conversations: {w} kB; growth after that: "
-                   f"{(e - w) / max(1, w) * 100:.1f} %.")
+        start, base, end = data["start"][name], warm[name], data["end"][name]
+        out.append(f"| {name} | {start} | {base} | {end} | {end / base:.3f} |")
+    n = max(1, int(data.get("conversations", 0)) - int(data.get("warmup", 0)))
+    grew = data["end"]["rss_kb"] - warm["rss_kb"]
+    out += ["", f"RSS grew {grew / n:.1f} kB per conversation after the warm-up."]
     return out
 
 
