@@ -45,6 +45,27 @@ def mock_factory(pwm: bool = True) -> Any:
     return MockFactory()
 
 
+MOCK_STATES_KEPT = 1000  # pin changes a mock pin remembers for tests' assert_states()
+
+
+def _short_memory(pin_class: type[Any]) -> type[Any]:
+    """``pin_class`` whose ``states`` history keeps only the latest changes.
+
+    gpiozero's mock pins record every change; a daemon animating LEDs on them for hours (the demo,
+    the soak) would grow by thousands of entries per conversation.
+    """
+
+    class ShortMemory(pin_class):  # type: ignore[misc]
+        def _change_state(self, value: Any) -> Any:
+            changed = super()._change_state(value)
+            if len(self.states) > 2 * MOCK_STATES_KEPT:
+                del self.states[:-MOCK_STATES_KEPT]
+            return changed
+
+    ShortMemory.__name__ = ShortMemory.__qualname__ = f"ShortMemory{pin_class.__name__}"
+    return ShortMemory
+
+
 def is_mock(factory: Any) -> bool:
     from gpiozero.pins.mock import MockFactory
 
@@ -86,8 +107,11 @@ def select_pin_factory(settings: GpioSettings) -> Any | None:
         if os.environ.get("GPIOZERO_MOCK_PIN_CLASS"):
             from gpiozero.pins.mock import MockFactory
 
-            return MockFactory()
-        return mock_factory(pwm=needs_pwm(settings))
+            factory = MockFactory()
+        else:
+            factory = mock_factory(pwm=needs_pwm(settings))
+        factory.pin_class = _short_memory(factory.pin_class)
+        return factory
     candidates = AUTO_ORDER if name == "auto" else (name,)
     failures: list[str] = []
     for candidate in candidates:

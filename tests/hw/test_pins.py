@@ -6,9 +6,11 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+from gpiozero import PWMLED
 from gpiozero.pins.mock import MockFactory, MockPin, MockPWMPin
 
 from speakerd.hw import GpioUnavailable, select_pin_factory
+from speakerd.hw.pins import MOCK_STATES_KEPT
 from tests.hw.conftest import gpio
 
 ON_A_PI = any(importlib.util.find_spec(m) for m in ("lgpio", "RPi")) or Path("/proc/device-tree/model").exists()
@@ -29,14 +31,29 @@ def test_off_means_none_even_with_mock() -> None:
 def test_mock_factory_with_pwm_pins_when_needed(profile: str, pin_class: type) -> None:
     extra = {"rgb_pins": [5, 6, 13]} if profile == "rgb" else {"led_pin": 25}
     f = select_pin_factory(gpio(pin_factory="mock", led_profile=profile, **extra))
-    assert isinstance(f, MockFactory) and f.pin_class is pin_class
+    assert isinstance(f, MockFactory) and issubclass(f.pin_class, pin_class)
+    assert issubclass(f.pin_class, MockPWMPin) == (pin_class is MockPWMPin)
+
+
+def test_mock_pins_remember_a_bounded_history() -> None:
+    """The demo and the soak animate mock LEDs for hours: the pin history must not grow forever."""
+    f = select_pin_factory(gpio(pin_factory="mock", led_profile="pwm", led_pin=25))
+    led = PWMLED(25, pin_factory=f)
+    try:
+        for i in range(5 * MOCK_STATES_KEPT):
+            led.value = (i % 100) / 100
+        states = f.pin(25).states
+        assert MOCK_STATES_KEPT <= len(states) <= 2 * MOCK_STATES_KEPT
+        assert states[-1].state == led.value  # the newest changes are the ones kept
+    finally:
+        led.close()
 
 
 def test_gpiozero_env_choice_wins_in_auto(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
     monkeypatch.setenv("GPIOZERO_MOCK_PIN_CLASS", "mockpwmpin")
     f = select_pin_factory(gpio(pin_factory="auto"))
-    assert isinstance(f, MockFactory) and f.pin_class is MockPWMPin
+    assert isinstance(f, MockFactory) and issubclass(f.pin_class, MockPWMPin)
 
 
 @off_a_pi
