@@ -9,6 +9,7 @@ API key is a secret: it is never read from the TOML file and never printed.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import tomllib
 from collections.abc import Mapping
@@ -445,10 +446,19 @@ def _rule(err: Mapping[str, Any]) -> str:
     return msg[:1].lower() + msg[1:]
 
 
+_PLAIN_KEY = re.compile(r"[\w-]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _one_line(text: str) -> str:
+    """Bad input must not break the one-line-per-problem promise (a key or file name with a newline)."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 def _loc(err: Mapping[str, Any]) -> str:
     # Drop pydantic's union-branch tags (e.g. "int", "constrained-int") from the location.
     parts = [
-        str(p)
+        p if isinstance(p, str) and _PLAIN_KEY.fullmatch(p) else repr(p) if isinstance(p, str) else str(p)
         for p in err["loc"]
         if not (isinstance(p, str) and (p in {"int", "str", "none", "float", "bool"} or "[" in p))
         and not (isinstance(p, str) and p.startswith(("constrained-", "function-")))
@@ -494,6 +504,7 @@ def format_errors(source: str, exc: ValidationError) -> list[str]:
                 line += f" (got {_show(value)})"
         elif err["type"] == "extra_forbidden":
             line = f"{where}: {loc}: unknown key"
+        line = _one_line(line)
         if line not in seen:
             seen.add(line)
             lines.append(line)

@@ -167,6 +167,15 @@ def test_several_problems_give_one_line_each(tmp_path: Path) -> None:
     ]
 
 
+def test_keys_with_control_characters_stay_on_one_line(tmp_path: Path) -> None:
+    """Found by the generated-config test: a quoted key holding a newline split its problem in two."""
+    lines = problems(write(tmp_path, '[audio]\n"\\n" = []\n"ok\\tkey" = 1\n'))
+    assert sorted(lines) == [
+        "speakerd.toml: audio.'\\n': unknown key",
+        "speakerd.toml: audio.'ok\\tkey': unknown key",
+    ]
+
+
 def test_malformed_toml(tmp_path: Path) -> None:
     (line,) = problems(write(tmp_path, "[audio\nvolume = 3\n"))
     assert line.startswith("speakerd.toml: malformed TOML: ")
