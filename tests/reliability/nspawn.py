@@ -175,10 +175,16 @@ class Container:
                 raise NspawnError("the container's init did not appear")
             self.leader = _container_init(self.proc.pid)
             time.sleep(0.1)
-        state = self.run(["systemctl", "is-system-running", "--wait"], check=False, timeout=timeout)
+        # Just after its exec, init has no control socket yet: systemctl then says nothing and fails.
+        while True:
+            left = max(1.0, deadline - time.monotonic())
+            state = self.run(["systemctl", "is-system-running", "--wait"], check=False, timeout=left)
+            if state.stdout.strip() or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         if state.stdout.strip() not in ("running", "degraded"):
             tail = self.log.read_text(errors="replace")[-2000:]
-            raise NspawnError(f"boot ended {state.stdout.strip()!r}: {tail}")
+            raise NspawnError(f"boot ended {state.stdout.strip()!r} ({state.stderr.strip()}): {tail}")
 
     def run(self, argv: Sequence[str], *, check: bool = True, timeout: float = 60.0,
             ) -> subprocess.CompletedProcess[str]:
