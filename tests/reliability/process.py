@@ -79,20 +79,32 @@ def kill_at_random_points(workdir: Path) -> str:
             f"{outcomes['fresh']} fresh (no handle stored yet); resumption file never half-written")
 
 
+HANG_HOOK = Path(__file__).resolve().parent / "hang"  # sitecustomize: SIGUSR2 hangs the loop
+
+
+def _threads(pid: int) -> dict[int, str]:
+    """Each thread's scheduler state (R, S, T...), from /proc."""
+    states = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        stat = (task / "stat").read_text()
+        states[int(task.name)] = stat[stat.rindex(")") + 2]
+    return states
+
+
 def _pings(rig: Rig) -> int:
     assert rig.notify is not None
     return rig.notify.count("WATCHDOG")
 
 
 def watchdog(workdir: Path) -> str:
-    """WATCHDOG_USEC=1 s: pings every 0.5 s; none while the process is frozen or the microphone is dead."""
-    with make_rig(workdir, env={"WATCHDOG_USEC": "1000000"}) as rig:
+    """WATCHDOG_USEC=1 s: pings every 0.5 s; none while frozen, the microphone is dead or the loop hangs."""
+    with make_rig(workdir, env={"WATCHDOG_USEC": "1000000", "PYTHONPATH": str(HANG_HOOK)}) as rig:
         assert rig.proc is not None and rig.devices is not None and rig.mic is not None
         deadline = time.monotonic() + 10
         while _pings(rig) < 3 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert _pings(rig) >= 3, "no watchdog pings"
-        # A hung loop: nothing in the process runs, so nothing pings (systemd would kill it).
+        # A frozen process: nothing in it runs, so nothing pings (systemd would kill it).
         os.kill(rig.proc.pid, signal.SIGSTOP)
         time.sleep(1.0)  # a ping sent just before the stop may still be on its way to the reader
         frozen = _pings(rig)
@@ -119,13 +131,31 @@ def watchdog(workdir: Path) -> str:
             os.close(holder)
         wait_until(rig, lambda: _pings(rig) > withheld, timeout=10, what="pings after the microphone came back")
         no_tracebacks(rig)
+        # A hung loop while the process's other threads go on: the loop's thread blocks for good.
+        pid = rig.proc.pid
+        threads = len(_threads(pid))
+        rig.send_signal(signal.SIGUSR2)
+        time.sleep(1.0)
+        hung = _pings(rig)
+        time.sleep(3.0)  # longer than the FIFO holds (2 s): the feeder only goes on if the daemon reads
+        periods = rig.mic.periods
+        time.sleep(1.0)
+        states = _threads(pid)
+        assert _pings(rig) == hung, "pinged with a hung loop"
+        assert rig.proc.poll() is None and "T" not in states.values(), states  # running, not stopped
+        assert len(states) == threads >= 2, (threads, states)
+        assert rig.mic.periods - periods >= 5, "the microphone thread stopped reading as well"
+        rig.send_signal(signal.SIGKILL)  # what systemd does once WatchdogSec has passed
+        assert rig.wait_exit(10) == -signal.SIGKILL
         return ("pings every 0.5 s; none during 2 s of SIGSTOP, resumed on SIGCONT; none while the microphone "
-                "gave no frames (logged once), resumed when frames came back")
+                f"gave no frames (logged once), resumed when frames came back; none for 4 s with the loop hung "
+                f"while its {threads} threads ran and the microphone was still read")
 
 
 CASES = [
     Case("kill-at-random-points", "process", f"SIGTERM/SIGKILL at random points of a conversation, {KILL_RUNS} runs",
          "clean restart each time; resumes a stored handle or starts fresh; answered", kill_at_random_points),
-    Case("watchdog", "process", "process frozen (SIGSTOP); microphone stops delivering frames",
+    Case("watchdog", "process", "process frozen (SIGSTOP); microphone stops delivering frames; event loop hung "
+         "with its threads running",
          "WATCHDOG=1 withheld (systemd restarts), resumed when healthy", watchdog),
 ]

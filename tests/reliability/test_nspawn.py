@@ -28,6 +28,7 @@ from tests.reliability.nspawn import (
     install_unit,
     nspawn_available,
 )
+from tests.reliability.process import HANG_HOOK
 
 pytestmark = [pytest.mark.nspawn, pytest.mark.slow]
 
@@ -40,7 +41,7 @@ WATCHDOG_SEC = 10
 
 
 def dropin(binds: list[Path]) -> str:
-    """Test-only settings: where the code is, soft audio, mock GPIO and a quicker watchdog."""
+    """Test-only settings: where the code is, soft audio, mock GPIO, a quicker watchdog, a loop hang."""
     exe = Path(sys.prefix) / "bin" / "speakerd"
     lines = [
         "[Service]",
@@ -49,7 +50,8 @@ def dropin(binds: list[Path]) -> str:
         f"Environment=ALSA_CONFIG_PATH={SYSTEM_ALSA_CONF}:{ASOUND}",
         "Environment=SPEAKERD_GPIO__PIN_FACTORY=mock",
         "Environment=GPIOZERO_MOCK_PIN_CLASS=mockpwmpin",
-        f"WatchdogSec={WATCHDOG_SEC}",  # shipped: 20 s; systemd's SIGCONT lets SIGABRT end a stopped PID
+        f"Environment=PYTHONPATH={HANG_HOOK}",  # SIGUSR2 hangs the event loop, for the watchdog test
+        f"WatchdogSec={WATCHDOG_SEC}",  # shipped: 20 s
     ]
     hidden = [p for p in binds if _under(p, HOME_DIRS)]
     if hidden:  # e.g. a pyenv interpreter under /root: keep homes hidden except for it
@@ -172,10 +174,10 @@ def test_reload_goes_through_reloading(box: Box) -> None:
 
 
 def test_watchdog_restarts_a_hung_daemon(box: Box) -> None:
-    """SIGSTOP freezes the loop: no pings, WatchdogSec passes, systemd kills and restarts it."""
+    """The event loop hangs (its threads go on): no pings, WatchdogSec passes, systemd kills and restarts it."""
     before = box.ensure_running()
     cursor = box.c.cursor()
-    box.c.systemctl("kill", "--kill-whom=main", "-s", "SIGSTOP", UNIT)
+    box.c.systemctl("kill", "--kill-whom=main", "-s", "SIGUSR2", UNIT)
     after = box.c.wait_show({"NRestarts": str(int(before["NRestarts"]) + 1)}, timeout=WATCHDOG_SEC + 60)
     got = box.c.wait_show({"ActiveState": "active", "SubState": "running"}, extra=["MainPID", "StatusText"])
     assert got["MainPID"] != before["MainPID"]
