@@ -28,6 +28,7 @@ from tests.reliability.harness import (
     no_tracebacks,
     statuses,
     truthful,
+    wait_status,
     wait_until,
 )
 
@@ -71,8 +72,8 @@ def mic_gone_while_running(workdir: Path) -> str:
         m0 = len(rig.lines)
         assert rig.ctl("mute")["ok"]  # in the follow-up window: ends the conversation
         rig.wait_state("muted", timeout=10, start=m0)
-        assert rig.states(m0)[:1] == ["muted"] and statuses(rig, n0)[:1] == ["muted"], \
-            f"muting showed {rig.states(m0)} / {statuses(rig, n0)}"
+        sts = wait_status(rig, "muted", n0)
+        assert rig.states(m0)[:1] == ["muted"] and sts[:1] == ["muted"], f"muting showed {rig.states(m0)} / {sts}"
         # Let the mute earcon finish: while the speaker holds PortAudio, device lists are not re-read.
         time.sleep(2.0)
         rig.devices.with_mic = False
@@ -81,8 +82,7 @@ def mic_gone_while_running(workdir: Path) -> str:
         n0 = len(rig.notify.messages)
         assert rig.ctl("unmute")["ok"]
         rig.wait_state("error", timeout=20, start=mark)
-        sts = statuses(rig, n0)
-        assert any(s.startswith("error: ") for s in sts), sts
+        wait_status(rig, "error: ", n0)
         rig.devices.with_mic = True
         rig.devices.write()
         rig.wait_log(r"microphone is back", timeout=20, start=mark)

@@ -129,6 +129,13 @@ def statuses(rig: Rig, start: int = 0) -> list[str]:
     return [m["STATUS"] for m in rig.notify.messages[start:] if "STATUS" in m]
 
 
+def wait_status(rig: Rig, prefix: str, start: int = 0, timeout: float = 10.0) -> list[str]:
+    """``statuses`` once one starting with ``prefix`` came: the log line and the datagram race."""
+    assert rig.notify is not None
+    rig.notify.wait_for(lambda m: m.get("STATUS", "").startswith(prefix), start=start, timeout=timeout)
+    return statuses(rig, start)
+
+
 def count_during(fn: Callable[[], int], seconds: float) -> tuple[int, int]:
     """``fn()`` now and after ``seconds``: shows whether something keeps growing (a retry loop)."""
     before = fn()
