@@ -18,6 +18,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -71,10 +72,10 @@ def main() -> int:
             with Image.open(io.BytesIO(data)) as img:
                 img.load()
 
-        copy_s = cpu_per_call(lambda raw=raw: bytearray(raw), reps * 4)
+        copy_s = cpu_per_call(partial(bytearray, raw), reps * 4)
         decode_s = cpu_per_call(decode, reps)
-        encode_s = cpu_per_call(lambda f=frame, w=w, h=h: encode_jpeg(f, w, h, QUALITY), reps)
-        scale_s = cpu_per_call(lambda w=w, h=h: encode_jpeg(big, w, h, QUALITY), reps)
+        encode_s = cpu_per_call(partial(encode_jpeg, frame, w, h, QUALITY), reps)
+        scale_s = cpu_per_call(partial(encode_jpeg, big, w, h, QUALITY), reps)
         key = f"{w}x{h}"
         sizes[key] = {
             "jpeg_bytes": len(jpeg),

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from speakerd import config
-from speakerd.emulator import Scenario
+from speakerd.emulator import EmulatorThread, Received, Scenario, ServerEvent
 from speakerd.emulator.tts import synthesize
 from speakerd.events import FRAME_SAMPLES
 from speakerd.rig import Rig
@@ -40,6 +41,21 @@ from speakerd.wakeword import load_model
 
 SCENARIO = Scenario.from_dict({"default_reply": (
     "Here is a fairly long answer, so that there is time to interrupt it with the button if you like.")})
+
+
+def new_connection(emu: EmulatorThread, before: int) -> bool:
+    return len(emu.connections) > before
+
+
+def first_audio_received(emu: EmulatorThread, connection: int) -> Received | None:
+    """The first microphone audio the emulator got on ``connection``, once there is one."""
+    return next((r for r in emu.received if r.connection == connection and "realtimeInput" in r.message
+                 and "audio" in r.message["realtimeInput"]), None)
+
+
+def first_reply_audio(emu: EmulatorThread, connection: int) -> ServerEvent | None:
+    """The emulator's first reply audio on ``connection``, once it sent some."""
+    return next((e for e in emu.events if e.connection == connection and e.kind == "firstAudio"), None)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -120,6 +136,7 @@ def main() -> int:
     ) as rig:
         assert rig.mic is not None and rig.emulator is not None and rig.devices is not None
         assert rig.proc is not None and rig.ready_at is not None
+        emu = rig.emulator
         start_to_ready = rig.ready_at - rig.started_at
         time.sleep(2.0)
         rss0, cpu0 = proc_stats(rig.proc.pid)
@@ -129,19 +146,16 @@ def main() -> int:
         speaker = SpeakerWatch(rig.devices.speaker_file)
         for i in range(n):
             mark = len(rig.lines)
-            conns = len(rig.emulator.connections)
+            conns = len(emu.connections)
             rig.mic.say(wake.tobytes() + question)
             w = rig.wait_log(r"^wake word ", timeout=30, start=mark)
             t_wake = rig.lines[w].at
-            rig.emulator.wait_for(lambda c=conns: len(rig.emulator.connections) > c, timeout=30)
-            cid = rig.emulator.connections[-1].id
-            first = rig.emulator.wait_for(lambda cid=cid: next(
-                (r for r in rig.emulator.received if r.connection == cid and "realtimeInput" in r.message
-                 and "audio" in r.message["realtimeInput"]), None), timeout=30)
+            emu.wait_for(partial(new_connection, emu, conns), timeout=30)
+            cid = emu.connections[-1].id
+            first: Received = emu.wait_for(partial(first_audio_received, emu, cid), timeout=30)
             wake_to_sent.append(first.time - t_wake)
             speaker.arm()
-            ev = rig.emulator.wait_for(lambda cid=cid: next(
-                (e for e in rig.emulator.events if e.connection == cid and e.kind == "firstAudio"), None), timeout=30)
+            ev: ServerEvent = emu.wait_for(partial(first_reply_audio, emu, cid), timeout=30)
             deadline = time.monotonic() + 10
             while speaker.grew_at is None and time.monotonic() < deadline:
                 time.sleep(0.005)
@@ -158,11 +172,14 @@ def main() -> int:
         speaker.close()
     bare_start = bare_start_seconds()
     bare_cpu = bare_wake_cpu_per_second()
-    res = {
-        "conversations": n,
+    latencies = {
         "wake_to_first_frame_sent_s": {"p50": pct(wake_to_sent, 0.5), "p95": pct(wake_to_sent, 0.95)},
         "reply_overhead_s": {"p50": pct(reply_overhead, 0.5), "p95": pct(reply_overhead, 0.95)},
         "interrupt_to_silence_s": {"p50": pct(interrupts, 0.5), "p95": pct(interrupts, 0.95)},
+    }
+    res = {
+        "conversations": n,
+        **latencies,
         "start_to_ready_s": start_to_ready, "bare_python_imports_s": bare_start,
         "start_to_ready_ratio": start_to_ready / bare_start,
         "idle_rss_mib": rss1, "idle_rss_growth_mib": rss1 - rss0,
@@ -173,7 +190,7 @@ def main() -> int:
     for key, label in (("wake_to_first_frame_sent_s", "wake word -> first frame sent"),
                        ("reply_overhead_s", "first reply audio sent -> on the speaker"),
                        ("interrupt_to_silence_s", "button interrupt -> silence")):
-        print(f"  {label:42s} {res[key]['p50'] * 1000:7.1f} ms / {res[key]['p95'] * 1000:7.1f} ms")
+        print(f"  {label:42s} {latencies[key]['p50'] * 1000:7.1f} ms / {latencies[key]['p95'] * 1000:7.1f} ms")
     print(f"  start -> READY                             {start_to_ready:.2f} s "
           f"({res['start_to_ready_ratio']:.2f}x a bare interpreter importing the same modules)")
     print(f"  idle: RSS {rss1:.0f} MiB, CPU {idle_cpu * 100:.1f} % of a core "

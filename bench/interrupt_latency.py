@@ -182,8 +182,8 @@ async def main_async(n: int, use_audio: bool) -> dict[str, Any]:
     if use_audio:
         try:
             audio = Audio(loop)
-        except (ImportError, AttributeError, OSError) as e:
-            note = f"press -> flush callback only: speakerd.audio Player/softdev not available ({e})"
+        except (ImportError, AttributeError, OSError) as exc:
+            note = f"press -> flush callback only: speakerd.audio Player/softdev not available ({exc})"
     else:
         note = "press -> flush callback only (--no-audio)"
     try:

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -45,15 +46,15 @@ SENTENCES = (
 )
 
 
-def padded(pcm: bytes, rng: np.random.Generator, noise: float) -> np.ndarray:
-    x = np.concatenate([np.zeros(16000, np.float64), np.frombuffer(pcm, np.int16).astype(np.float64),
-                        np.zeros(16000, np.float64)])
+def padded(pcm: bytes, rng: np.random.Generator, noise: float) -> npt.NDArray[np.int16]:
+    silence = np.zeros(16000, np.float64)
+    x: npt.NDArray[np.float64] = np.concatenate([silence, np.frombuffer(pcm, np.int16).astype(np.float64), silence])
     if noise:
         x += rng.standard_normal(len(x)) * noise
     return np.clip(x, -32768, 32767).astype(np.int16)
 
 
-async def detect(chunks: list[np.ndarray], settings: config.WakewordSettings) -> list[int]:
+async def detect(chunks: list[npt.NDArray[np.int16]], settings: config.WakewordSettings) -> list[int]:
     """Detections per chunk through the daemon's detector (fresh state between chunks)."""
     loop = asyncio.get_running_loop()
     counts = []
@@ -74,7 +75,7 @@ async def detect(chunks: list[np.ndarray], settings: config.WakewordSettings) ->
     return counts
 
 
-def bare_counts(chunks: list[np.ndarray], settings: config.WakewordSettings) -> list[int]:
+def bare_counts(chunks: list[npt.NDArray[np.int16]], settings: config.WakewordSettings) -> list[int]:
     """Bare model: rising edges over the threshold, no patience or refractory period."""
     model = load_model(settings)
     key = model_key(settings.models[0])
@@ -102,7 +103,7 @@ def main() -> int:
     positives = [padded(synthesize(args.phrase, rate=16000, voice=v, speed=s), rng, n)
                  for v in VOICES for s in SPEEDS for n in NOISE_RMS]
     neg_minutes = 3.0 if args.quick else 10.0
-    negatives: list[np.ndarray] = []
+    negatives: list[npt.NDArray[np.int16]] = []
     total = 0.0
     i = 0
     while total < neg_minutes * 60:

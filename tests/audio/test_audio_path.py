@@ -185,6 +185,12 @@ def _frames(pcm: bytes) -> list[AudioFrame]:
     return [AudioFrame(pcm[i : i + FRAME_BYTES], n, n * 0.08) for n, i in enumerate(range(0, len(pcm), FRAME_BYTES))]
 
 
+async def _drained(det: WakeWordDetector) -> None:
+    """Wait until no frame is queued for inference; a function of its own so mypy reads ``pending`` afresh each time."""
+    while det.pending:
+        await asyncio.sleep(0.02)
+
+
 async def _detect(pcm: bytes, models: list[str]) -> list[WakeDetected]:
     loop = asyncio.get_running_loop()
     found: list[WakeDetected] = []
@@ -193,8 +199,7 @@ async def _detect(pcm: bytes, models: list[str]) -> list[WakeDetected]:
         det.feed(f)
         if det.pending > 10:
             await asyncio.sleep(0.03)
-    while det.pending:
-        await asyncio.sleep(0.02)
+    await _drained(det)
     await asyncio.sleep(0.1)
     await asyncio.to_thread(det.close)
     return found
@@ -234,16 +239,14 @@ async def test_no_second_wake_after_pause_and_resume() -> None:
     for f in frames:
         det.feed(f)
         await asyncio.sleep(0.004)
-    while det.pending:
-        await asyncio.sleep(0.02)
+    await _drained(det)
     await asyncio.sleep(0.1)
     det.pause()
     det.resume()
     for f in _frames(b"\0\0" * 16000 * 3):
         det.feed(AudioFrame(f.pcm, f.index + 1000, f.monotonic + 100))
         await asyncio.sleep(0.004)
-    while det.pending:
-        await asyncio.sleep(0.02)
+    await _drained(det)
     await asyncio.to_thread(det.close)
     assert len(found) == 1
 

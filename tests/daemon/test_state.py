@@ -19,6 +19,7 @@ from speakerd.state import (
     PlaybackDrained,
     SayText,
     Started,
+    State,
     TimerFired,
     Timings,
     UserAction,
@@ -30,10 +31,15 @@ def kinds(fx: list[Effect]) -> list[str]:
     return [e.kind if e.kind not in ("show", "earcon") else f"{e.kind}:{e.state or e.name}" for e in fx]
 
 
-def started(**kw: float | bool) -> Machine:
-    m = Machine(Timings(**kw))  # type: ignore[arg-type]
+def started(push_to_talk: bool = False, **seconds: float) -> Machine:
+    m = Machine(Timings(push_to_talk=push_to_talk, **seconds))
     assert kinds(m.handle(Started())) == ["show:idle"]
     return m
+
+
+def state_now(m: Machine) -> State:
+    """``m.state`` read afresh: mypy keeps an earlier ``m.state == ...`` narrowing across ``m.handle()``."""
+    return m.state
 
 
 def in_reply(m: Machine) -> None:
@@ -174,7 +180,7 @@ def test_microphone_fault_and_recovery() -> None:
     assert "close_session" in kinds(fx) and m.state == "error"
     assert m.handle(WakeDetected("hey_jarvis", 0.9, 1)) == []
     assert kinds(m.handle(DeviceFault("input", "back", recovered=True))) == ["show:idle"]
-    assert m.handle(DeviceFault("output", "speaker gone")) == [] and m.state == "idle"
+    assert m.handle(DeviceFault("output", "speaker gone")) == [] and state_now(m) == "idle"
 
 
 def test_push_to_talk_uses_activity_markers() -> None:

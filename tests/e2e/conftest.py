@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pytest
@@ -63,16 +64,24 @@ def loud_seconds(pcm: bytes, rate: int) -> float:
     return float((rms > 300).sum()) / 50
 
 
+class RigFactory(Protocol):
+    """What ``rig_factory`` yields: each call makes a ``Rig`` (default scenario: SCENARIO) in its own workdir.
+
+    The fixture closes every rig it made at teardown, so a test that fails mid-way leaves no daemon behind.
+    """
+
+    def __call__(self, *, scenario: Scenario | Path | None = ..., config: str = ...) -> Rig: ...
+
+
 @pytest.fixture
-def rig_factory(tmp_path: Path) -> Iterator[type[Rig]]:
+def rig_factory(tmp_path: Path) -> Iterator[RigFactory]:
     made: list[Rig] = []
 
-    class _Rig(Rig):
-        def __init__(self, *a: object, **kw: object) -> None:
-            kw.setdefault("scenario", SCENARIO)  # type: ignore[arg-type]
-            super().__init__(tmp_path / f"rig{len(made)}", *a, **kw)  # type: ignore[arg-type]
-            made.append(self)
+    def make(*, scenario: Scenario | Path | None = SCENARIO, config: str = "") -> Rig:
+        rig = Rig(tmp_path / f"rig{len(made)}", scenario=scenario, config=config)
+        made.append(rig)
+        return rig
 
-    yield _Rig
+    yield make
     for r in made:
         r.close()

@@ -10,13 +10,12 @@ from pathlib import Path
 import pytest
 
 from speakerd.emulator import Fault
-from speakerd.rig import Rig
-from tests.e2e.conftest import WAKE, contiguous_in, loud_seconds, silence, speech
+from tests.e2e.conftest import WAKE, RigFactory, contiguous_in, loud_seconds, silence, speech
 
 pytestmark = pytest.mark.slow
 
 
-def test_wake_question_reply_no_frame_lost_with_slow_connect(rig_factory: type[Rig]) -> None:
+def test_wake_question_reply_no_frame_lost_with_slow_connect(rig_factory: RigFactory) -> None:
     with rig_factory() as rig:
         assert rig.mic is not None and rig.emulator is not None and rig.devices is not None
         rig.mic.say(silence(2.0))
@@ -42,9 +41,10 @@ def test_wake_question_reply_no_frame_lost_with_slow_connect(rig_factory: type[R
         assert "you: what time is it" in rig.log_text()
 
 
-def test_follow_up_inside_window_and_none_after(rig_factory: type[Rig]) -> None:
+def test_follow_up_inside_window_and_none_after(rig_factory: RigFactory) -> None:
     with rig_factory(config="[conversation]\nfollow_up_seconds = 3.0\n") as rig:
         assert rig.mic is not None and rig.emulator is not None
+        emulator = rig.emulator  # not Optional, also inside the lambdas
         rig.mic.say(WAKE + speech("what time is it?") + silence(2.0))
         first = rig.wait_state("speaking", timeout=40)
         rig.wait_state("listening", timeout=40, start=first + 1)
@@ -52,20 +52,21 @@ def test_follow_up_inside_window_and_none_after(rig_factory: type[Rig]) -> None:
         second = rig.wait_state("speaking", timeout=40, start=first + 1)
         assert "you: and tomorrow" in rig.log_text()
         rig.wait_state("idle", timeout=40, start=second)
-        assert len(rig.emulator.connections) == 1
-        rig.emulator.wait_for(lambda: rig.emulator.connections[0].closed, timeout=10)
-        assert rig.emulator.messages("realtimeInput")[-1].get("audioStreamEnd") is True
-        heard_before = len(rig.emulator.received_audio())
+        assert len(emulator.connections) == 1
+        emulator.wait_for(lambda: emulator.connections[0].closed, timeout=10)
+        assert emulator.messages("realtimeInput")[-1].get("audioStreamEnd") is True
+        heard_before = len(emulator.received_audio())
         rig.mic.say(speech("what time is it?") + silence(2.0))
         rig.mic.wait_idle()
         time.sleep(0.5)
-        assert len(rig.emulator.received_audio()) == heard_before, rig.log_text()
-        assert len(rig.emulator.connections) == 1
+        assert len(emulator.received_audio()) == heard_before, rig.log_text()
+        assert len(emulator.connections) == 1
 
 
-def test_barge_in_by_voice_and_by_button(rig_factory: type[Rig]) -> None:
+def test_barge_in_by_voice_and_by_button(rig_factory: RigFactory) -> None:
     with rig_factory(config="[conversation]\nfollow_up_seconds = 6.0\n") as rig:
         assert rig.mic is not None and rig.emulator is not None
+        emulator = rig.emulator  # not Optional, also inside the lambdas
         # Turn 1, then a long story in turn 3 to interrupt; turn 2's answer is interrupted by button.
         rig.mic.say(WAKE + speech("what time is it?") + silence(2.0))
         s1 = rig.wait_state("speaking", timeout=40)
@@ -83,30 +84,31 @@ def test_barge_in_by_voice_and_by_button(rig_factory: type[Rig]) -> None:
         time.sleep(1.0)
         rig.mic.say(speech("stop stop stop, that is enough") + silence(2.0))
         rig.wait_log(r"^interrupted by voice$", timeout=20, start=s3)
-        assert rig.emulator.wait_for(lambda: any(e.kind == "interruptedBy" or "interrupt" in e.kind
-                                                 for e in rig.emulator.events), timeout=5)
+        assert emulator.wait_for(lambda: any(e.kind == "interruptedBy" or "interrupt" in e.kind
+                                             for e in emulator.events), timeout=5)
 
 
-def test_long_press_mutes_sends_audio_stream_end_and_stops_streaming(rig_factory: type[Rig]) -> None:
+def test_long_press_mutes_sends_audio_stream_end_and_stops_streaming(rig_factory: RigFactory) -> None:
     with rig_factory() as rig:
         assert rig.mic is not None and rig.emulator is not None
+        emulator = rig.emulator  # not Optional, also inside the lambdas
         rig.mic.say(WAKE + speech("what time is it?") + silence(2.0))
         s = rig.wait_state("speaking", timeout=40)
         rig.wait_state("listening", timeout=40, start=s + 1)
         assert rig.ctl("press", 1.6)["ok"]
         rig.wait_state("muted", timeout=10, start=s)
-        assert rig.emulator.wait_for(
-            lambda: any(m.get("audioStreamEnd") for m in rig.emulator.messages("realtimeInput")), timeout=5)
-        heard = len(rig.emulator.received_audio())
+        assert emulator.wait_for(
+            lambda: any(m.get("audioStreamEnd") for m in emulator.messages("realtimeInput")), timeout=5)
+        heard = len(emulator.received_audio())
         rig.mic.say(WAKE + speech("what time is it?") + silence(1.0))
         rig.mic.wait_idle()
         time.sleep(0.5)
-        assert len(rig.emulator.received_audio()) == heard
+        assert len(emulator.received_audio()) == heard
         assert rig.states(s)[-1] == "muted"
         assert rig.ctl("status")["muted"] is True
 
 
-def test_tool_call_runs_and_its_answer_is_spoken(rig_factory: type[Rig]) -> None:
+def test_tool_call_runs_and_its_answer_is_spoken(rig_factory: RigFactory) -> None:
     from speakerd.emulator import Scenario
 
     scenario = Scenario.from_dict({"turns": [{
@@ -116,15 +118,16 @@ def test_tool_call_runs_and_its_answer_is_spoken(rig_factory: type[Rig]) -> None
     }]})
     with rig_factory(scenario=scenario) as rig:
         assert rig.mic is not None and rig.emulator is not None
+        emulator = rig.emulator  # not Optional, also inside the lambdas
         rig.mic.say(WAKE + speech("what time is it?") + silence(2.0))
         rig.wait_log(r"^tool current_time", timeout=40)
-        responses = rig.emulator.wait_for(lambda: rig.emulator.messages("toolResponse"), timeout=20)
+        responses = emulator.wait_for(lambda: emulator.messages("toolResponse"), timeout=20)
         result = json.dumps(responses[0])
         assert "current_time" in result
         rig.wait_state("speaking", timeout=30)
 
 
-def test_sigterm_mid_reply_then_restart_resumes_and_kill9_too(rig_factory: type[Rig]) -> None:
+def test_sigterm_mid_reply_then_restart_resumes_and_kill9_too(rig_factory: RigFactory) -> None:
     with rig_factory() as rig:
         assert rig.mic is not None and rig.emulator is not None and rig.notify is not None
         rig.mic.say(WAKE + speech("tell me a story") + silence(1.5))
@@ -151,7 +154,7 @@ def test_sigterm_mid_reply_then_restart_resumes_and_kill9_too(rig_factory: type[
         assert rig.emulator.connections[-1].resumed_handle
 
 
-def test_speakerctl_against_the_running_daemon(rig_factory: type[Rig]) -> None:
+def test_speakerctl_against_the_running_daemon(rig_factory: RigFactory) -> None:
     with rig_factory() as rig:
         assert rig.emulator is not None
         status = rig.ctl("status")
@@ -170,21 +173,22 @@ def test_speakerctl_against_the_running_daemon(rig_factory: type[Rig]) -> None:
         rig.wait_state("idle", timeout=10, start=rig.wait_state("muted"))
 
 
-def test_stop_word_ends_the_conversation(rig_factory: type[Rig]) -> None:
+def test_stop_word_ends_the_conversation(rig_factory: RigFactory) -> None:
     from speakerd.emulator.tts import synthesize
 
     with rig_factory(config='[wakeword]\nstop_model = "alexa"\n') as rig:
         assert rig.mic is not None and rig.emulator is not None
+        emulator = rig.emulator  # not Optional, also inside the lambdas
         rig.mic.say(WAKE + speech("tell me a story") + silence(1.0))
         s = rig.wait_state("speaking", timeout=40)
         rig.mic.say(silence(1.0) + synthesize("alexa", rate=16000, voice="en") + silence(1.0))
         rig.wait_log(r"^stop word alexa", timeout=20, start=s)
         rig.wait_state("idle", timeout=10, start=s)
-        rig.emulator.wait_for(lambda: rig.emulator.connections[0].closed, timeout=10)
+        emulator.wait_for(lambda: emulator.connections[0].closed, timeout=10)
 
 
 def test_look_tool_sends_exactly_the_requested_frames_with_the_camera_indication(
-    rig_factory: type[Rig], tmp_path: Path
+    rig_factory: RigFactory, tmp_path: Path
 ) -> None:
     from PIL import Image
 

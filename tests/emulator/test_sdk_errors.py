@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 import pytest
 from google.genai import errors, types
@@ -11,8 +12,10 @@ from speakerd.emulator import EmulatorThread, Fault
 from tests.emulator.conftest import MODEL, client, collect_turn, config, expect_close
 
 
-async def _connect(emu: EmulatorThread, model: str = MODEL, key: str = "test-key", **kw: object) -> None:
-    async with client(emu, key).aio.live.connect(model=model, config=config(**kw)):
+async def _connect(emu: EmulatorThread, model: str = MODEL, key: str = "test-key",
+                   options: Mapping[str, object] | None = None) -> None:
+    """One SDK session, opened and closed; ``options`` are LiveConnectConfig fields on top of ``config()``'s."""
+    async with client(emu, key).aio.live.connect(model=model, config=config(**(options or {}))):
         pass
 
 
@@ -51,10 +54,10 @@ OPTION_CASES = [
 @pytest.mark.parametrize(("model", "options", "rejected"), OPTION_CASES)
 async def test_model_specific_options(emu: EmulatorThread, model: str, options: dict[str, object], rejected: bool) -> None:
     if rejected:
-        e = await expect_close(_connect(emu, model=model, **options))
+        e = await expect_close(_connect(emu, model=model, options=options))
         assert e.code == 1008 and model in str(e)
     else:
-        await _connect(emu, model=model, **options)
+        await _connect(emu, model=model, options=options)
         emu.wait_for(lambda: emu.connections[0].closed is not None)
         assert emu.connections[0].close_code == 1000  # the SDK's own clean close
 

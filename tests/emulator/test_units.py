@@ -133,7 +133,7 @@ def test_cli_prints_env_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     )
     try:
         assert proc.stdout is not None
-        env = {}
+        env: dict[str, str] = {}
         while len(env) < 7:
             line = proc.stdout.readline()
             assert line, proc.stderr.read() if proc.stderr else ""

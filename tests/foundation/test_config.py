@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
 from speakerd import config
 
@@ -50,11 +51,11 @@ def test_example_file_is_exactly_the_defaults() -> None:
     assert cfg.settings == config.Settings()
 
 
-def _leaf_keys(model: type[config.BaseModel], prefix: str = "") -> list[tuple[str, str]]:
+def _leaf_keys(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for name, field in model.model_fields.items():
         ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, config.BaseModel):
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
             out += _leaf_keys(ann, f"{prefix}{name}.")
         else:
             out.append((prefix.rstrip("."), name))

@@ -13,8 +13,8 @@ import pytest
 
 from speakerd import systemd
 from speakerd.audio.softdev import SoftDevices
-from speakerd.rig import MicFeeder
-from tests.conftest import NotifySocket, base_env
+from speakerd.rig import MicFeeder, NotifySocket
+from tests.conftest import base_env
 
 
 @pytest.fixture

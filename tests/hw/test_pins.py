@@ -38,6 +38,7 @@ def test_mock_factory_with_pwm_pins_when_needed(profile: str, pin_class: type) -
 def test_mock_pins_remember_a_bounded_history() -> None:
     """The demo and the soak animate mock LEDs for hours: the pin history must not grow forever."""
     f = select_pin_factory(gpio(pin_factory="mock", led_profile="pwm", led_pin=25))
+    assert f is not None
     led = PWMLED(25, pin_factory=f)
     try:
         for i in range(5 * MOCK_STATES_KEPT):

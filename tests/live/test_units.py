@@ -84,8 +84,8 @@ def test_no_barge_in_and_compression_off() -> None:
     cfg = build_connect_config(live)
     ric = cfg.realtime_input_config
     assert ric is not None and ric.activity_handling == types.ActivityHandling.NO_INTERRUPTION
-    assert ric.automatic_activity_detection.start_of_speech_sensitivity == \
-        types.StartSensitivity.START_SENSITIVITY_LOW  # type: ignore[union-attr]
+    aad = ric.automatic_activity_detection
+    assert aad is not None and aad.start_of_speech_sensitivity == types.StartSensitivity.START_SENSITIVITY_LOW
     assert cfg.context_window_compression is None and not cfg.tools
 
 
