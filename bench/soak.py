@@ -77,12 +77,14 @@ def main(argv: list[str] | None = None) -> int:
         pid = rig.proc.pid
         start = proc_figures(pid)
         warm: dict[str, int] | None = None
+        samples: list[dict[str, int]] = []  # every 10 conversations: flat, or growing, and how
         for i in range(args.conversations):
             conversation(rig, i, counts)
             if i + 1 == args.warmup:
                 warm = proc_figures(pid)
             if (i + 1) % 10 == 0:
-                print(f"{i + 1} conversations, {proc_figures(pid)}", file=sys.stderr, flush=True)
+                samples.append({"conversations": i + 1, **proc_figures(pid)})
+                print(f"{i + 1} conversations, {samples[-1]}", file=sys.stderr, flush=True)
         wait_until(rig, lambda: rig.ctl("status")["state"] == "idle", what="idle")
         end = proc_figures(pid)
         status = rig.ctl("status")
@@ -101,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         "tracebacks": tracebacks,
         "start": start,
         "end": end,
+        "samples": samples,
     }
     if warm is not None:
         result["after_warmup"] = warm

@@ -110,6 +110,16 @@ def soak_section() -> list[str]:
     n = max(1, int(data.get("conversations", 0)) - int(data.get("warmup", 0)))
     grew = data["end"]["rss_kb"] - warm["rss_kb"]
     out += ["", f"RSS grew {grew / n:.1f} kB per conversation after the warm-up."]
+    after = [x for x in data.get("samples", []) if x["conversations"] >= int(data.get("warmup", 0))]
+    if len(after) >= 3:  # is the growth slowing down (a warming cache) or steady (a leak)?
+        mid = after[len(after) // 2]
+        halves = [(after[0], mid), (mid, after[-1])]
+        slopes = [(b["rss_kb"] - a["rss_kb"]) / max(1, b["conversations"] - a["conversations"]) for a, b in halves]
+        out[-1] += (f" By halves: {slopes[0]:.1f} kB per conversation from {after[0]['conversations']} to "
+                    f"{mid['conversations']}, {slopes[1]:.1f} from {mid['conversations']} to "
+                    f"{after[-1]['conversations']}. Open files ranged {min(x['fds'] for x in after)} to "
+                    f"{max(x['fds'] for x in after)}, threads {min(x['threads'] for x in after)} to "
+                    f"{max(x['threads'] for x in after)}.")
     return out
 
 
