@@ -250,6 +250,7 @@ button_pin = 17
         self.started_at = time.monotonic()
         self.ready_at = None
         start_index = len(self.notify.messages)
+        line_index = len(self.lines)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "speakerd", "run", "--config", str(self.config_path)],
             env=self.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -259,6 +260,9 @@ button_pin = 17
         if wait_ready:
             self.notify.wait_for(lambda m: m.get("READY") == "1", timeout=timeout, start=start_index)
             self.ready_at = time.monotonic()
+            # The READY datagram can beat the log reader: wait for the boot lines too, so a line
+            # index taken after start() is past them (a test's "state idle" must be its own).
+            self.wait_log(r"^speakerd ready in ", timeout=timeout, start=line_index)
 
     def _read_log(self, proc: subprocess.Popen[str]) -> None:
         assert proc.stderr is not None
