@@ -19,8 +19,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from speakerd_workshop.emulator.tts import synthesize
+
 from speakerd.audio.aec import EchoCanceller, erle_db
-from speakerd.emulator.tts import synthesize
 
 
 def main() -> int:

@@ -32,11 +32,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from speakerd_workshop.emulator import EmulatorThread, Received, Scenario, ServerEvent
+from speakerd_workshop.emulator.tts import synthesize
+from speakerd_workshop.rig import Rig
+
 from speakerd import config
-from speakerd.emulator import EmulatorThread, Received, Scenario, ServerEvent
-from speakerd.emulator.tts import synthesize
 from speakerd.events import FRAME_SAMPLES
-from speakerd.rig import Rig
 from speakerd.wakeword import load_model
 
 SCENARIO = Scenario.from_dict({"default_reply": (

@@ -28,9 +28,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from speakerd_workshop.emulator.tts import synthesize
+
 from speakerd import config
 from speakerd.audio import PrerollBuffer
-from speakerd.emulator.tts import synthesize
 from speakerd.events import FRAME_SAMPLES, AudioFrame, WakeDetected
 from speakerd.wakeword import WakeWordDetector, load_model
 

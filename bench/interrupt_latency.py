@@ -77,7 +77,8 @@ class Audio:
     """The real Player on ALSA software devices, if speakerd.audio provides them."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        from speakerd.audio import softdev
+        from speakerd_workshop import softdev
+
         from speakerd.audio.playback import Player
 
         self.tmp = tempfile.TemporaryDirectory(prefix="speakerd-bench-")

@@ -34,9 +34,9 @@ import numpy as np
 from google import genai
 from google.genai import types
 from pydantic import SecretStr
+from speakerd_workshop.emulator import EmulatorThread, Fault, Scenario
 
 from speakerd import config
-from speakerd.emulator import EmulatorThread, Fault, Scenario
 from speakerd.events import GoAway, ReplyAudio, SessionState, TurnComplete
 from speakerd.live import LiveSession, ResumptionStore, ToolRegistry, build_connect_config
 

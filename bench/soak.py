@@ -22,7 +22,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from speakerd.emulator import Fault, Scenario
+from speakerd_workshop.emulator import Fault, Scenario
+
 from tests.reliability.harness import (
     answered,
     make_rig,

@@ -4,7 +4,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/dev-setup.sh"
 cd "$root"
-if .venv/bin/python -c 'import speakerd.demo' 2>/dev/null; then
+if .venv/bin/python -c 'import speakerd_workshop.demo' 2>/dev/null; then
     exec .venv/bin/speakerd demo "$@"
 fi
 echo "==> the demo is not built yet; checking the example configuration instead"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up a development checkout: Debian packages, then .venv with speakerd (editable) and dev tools.
+# Set up a development checkout: Debian packages, then .venv with speakerd and the workshop
+# (both editable) and dev tools.
 # Idempotent: a second run only checks. Usage: scripts/dev-setup.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,10 +15,12 @@ if [ ! -x "$venv/bin/python" ]; then
     say "creating $venv with $("$py" --version)"
     "$py" -m venv "$venv"
 fi
-if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
-    say "installing speakerd and its dependencies into .venv"
+if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ] || [ "$root/workshop/pyproject.toml" -nt "$stamp" ]; then
+    say "installing speakerd, the workshop (emulator, rig, demo) and their dependencies into .venv"
     "$venv/bin/python" -m pip --disable-pip-version-check -q install --upgrade setuptools wheel
     venv_install "$venv" "$root" editable dev
+    # The workshop is a distribution of its own, never installed on a speaker (see workshop/).
+    "$venv/bin/python" -m pip --disable-pip-version-check -q install --no-build-isolation -e "$root/workshop"
     touch "$stamp"
 fi
 say "development environment ready: $venv"

@@ -11,7 +11,7 @@ apt_ensure "${pkgs[@]}"
 cd "$root"
 py=.venv/bin/python
 echo "==> ruff"
-"$py" -m ruff check speakerd tests bench scripts
+"$py" -m ruff check speakerd workshop tests bench scripts
 echo "==> mypy"
 "$py" -m mypy
 echo "==> pytest"

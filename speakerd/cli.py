@@ -22,9 +22,9 @@ EX_SOFTWARE = 70
 # Subcommands owned by other modules: name -> (module, help). Each module has main(argv) -> int.
 _FORWARDED: dict[str, tuple[str, str]] = {
     "devices": ("speakerd.audio.devices", "list audio inputs and outputs with rates and channels"),
-    "emulator": ("speakerd.emulator.cli", "run the local Live API emulator (for tests and offline work)"),
+    "emulator": ("speakerd_workshop.emulator.cli", "run the local Live API emulator (for tests and offline work)"),
     "token-broker": ("speakerd.live.tokens", "serve ephemeral Live API tokens to speakers on the LAN"),
-    "demo": ("speakerd.demo", "run the whole daemon with no Pi, sound card or API key"),
+    "demo": ("speakerd_workshop.demo", "run the whole daemon with no Pi, sound card or API key"),
 }
 
 
@@ -89,7 +89,8 @@ def _forward(name: str, argv: list[str]) -> int:
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
-        print(f"speakerd {name}: not available in this installation ({e})", file=sys.stderr)
+        print(f"speakerd {name}: not available in this installation: it is a developer tool in the "
+              f"speakerd-workshop package (scripts/dev-setup.sh installs it) [{e}]", file=sys.stderr)
         return EX_SOFTWARE
     entry: Callable[[list[str]], int] = module.main
     return entry(argv)

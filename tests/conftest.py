@@ -7,8 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from speakerd.rig import NotifySocket
+from speakerd_workshop.rig import NotifySocket
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,7 +19,7 @@ PRELUDE = """
 import asyncio, json, os, sys, time
 from pathlib import Path
 import numpy as np
-from speakerd.audio.softdev import SoftDevices, SpeakerSink
+from speakerd_workshop.softdev import SoftDevices, SpeakerSink
 ARGS = json.loads(os.environ["CHILD_ARGS"]); D = Path(os.environ["CHILD_DIR"])
 _mic = ARGS.get("mic", "fifo")
 dev = SoftDevices(D / "alsa", speaker_rate=int(ARGS.get("speaker_rate", 24000)),
@@ -28,7 +28,7 @@ dev = SoftDevices(D / "alsa", speaker_rate=int(ARGS.get("speaker_rate", 24000)),
 os.environ.update(dev.env())
 from speakerd import config
 from speakerd.audio import Capture, Player, PrerollBuffer
-from speakerd.rig import MicFeeder
+from speakerd_workshop.rig import MicFeeder
 def report(**kw):
     print(json.dumps(kw))
 """

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from speakerd_workshop.emulator.tts import synthesize
 
 from speakerd.audio.aec import EchoCanceller, erle_db
-from speakerd.emulator.tts import synthesize
 
 
 def room(far: np.ndarray) -> np.ndarray:

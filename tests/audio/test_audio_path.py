@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from speakerd_workshop.emulator.tts import synthesize
 
 from speakerd import config
-from speakerd.emulator.tts import synthesize
 from speakerd.events import FRAME_BYTES, AudioFrame, WakeDetected
 from speakerd.wakeword import WakeWordDetector, WakeWordError, load_model
 from tests.audio.child import run_child
@@ -252,7 +252,7 @@ async def test_no_second_wake_after_pause_and_resume() -> None:
 
 
 def test_speakerd_devices_lists_the_soft_devices(tmp_path: Path) -> None:
-    from speakerd.audio.softdev import SoftDevices
+    from speakerd_workshop.softdev import SoftDevices
 
     dev = SoftDevices(tmp_path / "alsa", mic_infile=Path("/dev/zero"))
     res = subprocess.run([sys.executable, "-m", "speakerd", "devices"], env={**os.environ, **dev.env()},

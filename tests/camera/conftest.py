@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from speakerd_workshop.emulator import EmulatorThread, Scenario, ToolCallSpec, Turn
 
 from speakerd.config import CameraSettings
-from speakerd.emulator import EmulatorThread, Scenario, ToolCallSpec, Turn
 
 # Distinct flat colours, so a frame's source image is known after JPEG's losses.
 COLOURS = [(220, 30, 30), (30, 200, 40), (30, 40, 220), (230, 220, 30), (200, 30, 210), (20, 210, 210)]

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from google.genai import types
 from PIL import Image
+from speakerd_workshop.emulator import EmulatorThread, Scenario, Turn
 
 from speakerd.camera import LOOK_SPEC, camera_connect_overrides, look_handler, open_camera
 from speakerd.config import CameraSettings, CompressionSettings, LiveSettings, Settings, ToolsSettings
-from speakerd.emulator import EmulatorThread, Scenario, Turn
 from speakerd.live.connect_config import build_connect_config
 from speakerd.live.tools import ToolRegistry
 from tests.camera.conftest import COLOURS, camera_settings, colour_index, until

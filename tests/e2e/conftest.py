@@ -8,11 +8,11 @@ from typing import Protocol
 
 import numpy as np
 import pytest
+from speakerd_workshop.emulator import Scenario
+from speakerd_workshop.emulator.tts import synthesize
+from speakerd_workshop.rig import Rig
 
-from speakerd.emulator import Scenario
-from speakerd.emulator.tts import synthesize
 from speakerd.events import FRAME_BYTES, SAMPLE_RATE_IN
-from speakerd.rig import Rig
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+from speakerd_workshop.emulator import Fault
 
-from speakerd.emulator import Fault
 from tests.e2e.conftest import WAKE, RigFactory, contiguous_in, loud_seconds, silence, speech
 
 pytestmark = pytest.mark.slow
@@ -109,7 +109,7 @@ def test_long_press_mutes_sends_audio_stream_end_and_stops_streaming(rig_factory
 
 
 def test_tool_call_runs_and_its_answer_is_spoken(rig_factory: RigFactory) -> None:
-    from speakerd.emulator import Scenario
+    from speakerd_workshop.emulator import Scenario
 
     scenario = Scenario.from_dict({"turns": [{
         "user_transcript": "what time is it",
@@ -174,7 +174,7 @@ def test_speakerctl_against_the_running_daemon(rig_factory: RigFactory) -> None:
 
 
 def test_stop_word_ends_the_conversation(rig_factory: RigFactory) -> None:
-    from speakerd.emulator.tts import synthesize
+    from speakerd_workshop.emulator.tts import synthesize
 
     with rig_factory(config='[wakeword]\nstop_model = "alexa"\n') as rig:
         assert rig.mic is not None and rig.emulator is not None
@@ -191,8 +191,7 @@ def test_look_tool_sends_exactly_the_requested_frames_with_the_camera_indication
     rig_factory: RigFactory, tmp_path: Path
 ) -> None:
     from PIL import Image
-
-    from speakerd.emulator import Scenario
+    from speakerd_workshop.emulator import Scenario
 
     photos = tmp_path / "photos"
     photos.mkdir()

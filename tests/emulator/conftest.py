@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from google import genai
 from google.genai import errors, types
-
-from speakerd.emulator import EmulatorThread, Scenario, ToolCallSpec, Turn, tts
+from speakerd_workshop.emulator import EmulatorThread, Scenario, ToolCallSpec, Turn, tts
 
 RATE = 16000
 CHUNK = 2560  # 80 ms of 16 kHz s16le, as the daemon sends

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 import websockets
+from speakerd_workshop.emulator import EmulatorThread, Fault
 
-from speakerd.emulator import EmulatorThread, Fault
 from tests.emulator.conftest import MODEL, SCENARIO
 
 SETUP = json.dumps({"setup": {"model": f"models/{MODEL}", "generationConfig": {"responseModalities": ["AUDIO"]},

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 
 import pytest
 from google.genai import errors, types
+from speakerd_workshop.emulator import EmulatorThread, Fault
 
-from speakerd.emulator import EmulatorThread, Fault
 from tests.emulator.conftest import MODEL, client, collect_turn, config, expect_close
 
 

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 from google.genai import types
+from speakerd_workshop.emulator import EmulatorThread, Scenario, ToolCallSpec, Turn, tts
 
-from speakerd.emulator import EmulatorThread, Scenario, ToolCallSpec, Turn, tts
 from tests.emulator.conftest import (
     MODEL,
     SCENARIO,

@@ -12,8 +12,8 @@ import pytest
 import websockets
 from google import genai
 from google.genai import errors, types
+from speakerd_workshop.emulator import EmulatorThread
 
-from speakerd.emulator import EmulatorThread
 from tests.emulator.conftest import MODEL, SCENARIO, client, collect_turn, config, expect_close, quiet, speech
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is experimental")  # the SDK's ExperimentalWarning

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from speakerd_workshop.emulator import Scenario, ScenarioError, ToolCallSpec
+from speakerd_workshop.emulator.certs import ensure_certs
+from speakerd_workshop.emulator.vad import EnergyVad, VadSettings
+from speakerd_workshop.emulator.wire import WireError, b64decode, decode, normalise
 
-from speakerd.emulator import Scenario, ScenarioError, ToolCallSpec
-from speakerd.emulator.certs import ensure_certs
-from speakerd.emulator.vad import EnergyVad, VadSettings
-from speakerd.emulator.wire import WireError, b64decode, decode, normalise
 from tests.conftest import ROOT, base_env
 from tests.emulator.conftest import RATE, loud, quiet
 
@@ -103,7 +103,7 @@ def test_scenario_errors_are_one_line(tmp_path: Path, text: str, needle: str) ->
 
 
 def test_builtin_scenario_loads() -> None:
-    sc = Scenario.load(ROOT / "speakerd" / "emulator" / "scenarios" / "default.toml")
+    sc = Scenario.load(ROOT / "workshop" / "speakerd_workshop" / "emulator" / "scenarios" / "default.toml")
     assert sc.turns and sc.default_reply
 
 

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from speakerd_workshop.rig import MicFeeder, NotifySocket
+from speakerd_workshop.softdev import SoftDevices
 
 from speakerd import systemd
-from speakerd.audio.softdev import SoftDevices
-from speakerd.rig import MicFeeder, NotifySocket
 from tests.conftest import base_env
 
 

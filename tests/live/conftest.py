@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from speakerd_workshop.emulator import EmulatorThread
 
-from speakerd.emulator import EmulatorThread
 from tests.live.test_session import KEY, SCENARIO
 
 

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+from speakerd_workshop.emulator import EmulatorThread, Fault, tts
 
-from speakerd.emulator import EmulatorThread, Fault, tts
 from speakerd.events import Interrupted, ReplyAudio, SessionState, Transcript, TurnComplete
 from speakerd.live import LiveError, ResumptionStore
 from tests.live.test_session import KEY, RATE, SCENARIO, Recorder, make_cfg, make_session, quiet, say

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 from pydantic import SecretStr
+from speakerd_workshop.emulator import EmulatorThread, Fault, Scenario, ToolCallSpec, Turn, tts
 
 from speakerd import config
-from speakerd.emulator import EmulatorThread, Fault, Scenario, ToolCallSpec, Turn, tts
 from speakerd.events import (
     GoAway,
     Interrupted,

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
+from speakerd_workshop.emulator import EmulatorThread, tts
 
 from speakerd import config
-from speakerd.emulator import EmulatorThread, tts
 from speakerd.events import SessionState, Transcript, TurnComplete
 from speakerd.live import BrokerPolicy, LiveError, LiveSession, ResumptionStore, TokenBroker, ToolRegistry
 from speakerd.live import tokens as tokens_mod

@@ -15,9 +15,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from speakerd.audio.softdev import SoftDevices
-from speakerd.emulator import EmulatorThread
-from speakerd.rig import API_KEY, MicFeeder
+from speakerd_workshop.emulator import EmulatorThread
+from speakerd_workshop.rig import API_KEY, MicFeeder
+from speakerd_workshop.softdev import SoftDevices
+
 from tests.reliability.harness import (
     SCENARIO,
     CannotSimulate,

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from speakerd.emulator import Scenario
-from speakerd.emulator.tts import synthesize
+from speakerd_workshop.emulator import Scenario
+from speakerd_workshop.emulator.tts import synthesize
+from speakerd_workshop.rig import API_KEY, Rig, _merge_toml
+
 from speakerd.events import SAMPLE_RATE_IN
-from speakerd.rig import API_KEY, Rig, _merge_toml
 
 SCENARIO = Scenario.from_dict({
     "default_reply": "That is all I know.",

@@ -8,8 +8,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from speakerd.emulator import Fault, Scenario
-from speakerd.rig import Rig
+from speakerd_workshop.emulator import Fault, Scenario
+from speakerd_workshop.rig import Rig
+
 from tests.reliability.harness import (
     SCENARIO,
     Case,

@@ -9,8 +9,9 @@ import signal
 import time
 from pathlib import Path
 
-from speakerd.emulator import Scenario
-from speakerd.rig import MicFeeder, Rig
+from speakerd_workshop.emulator import Scenario
+from speakerd_workshop.rig import MicFeeder, Rig
+
 from tests.reliability.harness import (
     Case,
     answered,

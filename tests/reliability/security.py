@@ -8,8 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from speakerd.emulator import Fault, Scenario
-from speakerd.rig import API_KEY
+from speakerd_workshop.emulator import Fault, Scenario
+from speakerd_workshop.rig import API_KEY
+
 from tests.reliability.harness import (
     Case,
     answered,

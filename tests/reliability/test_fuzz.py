@@ -24,9 +24,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
+from speakerd_workshop.emulator import EmulatorThread, Fault, Scenario
 
 from speakerd import config
-from speakerd.emulator import EmulatorThread, Fault, Scenario
 from speakerd.events import ReplyAudio, SessionState, Transcript
 from speakerd.live import LiveSession, ResumptionStore, ToolRegistry
 from tests.reliability import fuzz_messages as fm

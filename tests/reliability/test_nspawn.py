@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from speakerd_workshop.emulator import EmulatorThread
+from speakerd_workshop.rig import MicFeeder
+from speakerd_workshop.softdev import SYSTEM_ALSA_CONF, SoftDevices
 
-from speakerd.audio.softdev import SYSTEM_ALSA_CONF, SoftDevices
-from speakerd.emulator import EmulatorThread
-from speakerd.rig import MicFeeder
 from tests.reliability.nspawn import (
     HOME_DIRS,
     UNIT,

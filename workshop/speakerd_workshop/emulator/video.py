@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from speakerd.emulator import wire
+from speakerd_workshop.emulator import wire
 
 # Audio+video sessions without contextWindowCompression end after this (reference live-protocol.md §4).
 AUDIO_VIDEO_LIMIT_SECONDS = 120.0

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from speakerd.emulator.wire import Json
+from speakerd_workshop.emulator.wire import Json
 
 FRAME_SECONDS = 0.02
 DEFAULT_SILENCE_MS = 800

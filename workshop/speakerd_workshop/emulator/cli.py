@@ -10,9 +10,9 @@ import signal
 import sys
 from pathlib import Path
 
-from speakerd.emulator.scenario import ScenarioError
-from speakerd.emulator.server import Emulator
-from speakerd.emulator.tts import AudioFileError
+from speakerd_workshop.emulator.scenario import ScenarioError
+from speakerd_workshop.emulator.server import Emulator
+from speakerd_workshop.emulator.tts import AudioFileError
 
 EX_OK = 0
 EX_USAGE = 2

@@ -1,7 +1,7 @@
 """A local, protocol-faithful emulator of the Gemini Live API (see reference live-protocol.md)."""
 
-from speakerd.emulator.scenario import Scenario, ScenarioError, ToolCallSpec, Turn
-from speakerd.emulator.server import (
+from speakerd_workshop.emulator.scenario import Scenario, ScenarioError, ToolCallSpec, Turn
+from speakerd_workshop.emulator.server import (
     ConnectionInfo,
     Emulator,
     Fault,
@@ -9,7 +9,7 @@ from speakerd.emulator.server import (
     Received,
     ServerEvent,
 )
-from speakerd.emulator.thread import EmulatorThread
+from speakerd_workshop.emulator.thread import EmulatorThread
 
 __all__ = [
     "ConnectionInfo",

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from speakerd.audio.softdev import SoftDevices
-from speakerd.emulator import EmulatorThread, Scenario
 from speakerd.events import FRAME_BYTES, SAMPLE_RATE_IN
+from speakerd_workshop.emulator import EmulatorThread, Scenario
+from speakerd_workshop.softdev import SoftDevices
 
 API_KEY = "rig-test-key-0123456789"
 

@@ -16,10 +16,10 @@ import wave
 from collections.abc import Sequence
 from pathlib import Path
 
-from speakerd.emulator import Scenario
-from speakerd.emulator.tts import synthesize
 from speakerd.events import SAMPLE_RATE_IN
-from speakerd.rig import LogLine, Rig
+from speakerd_workshop.emulator import Scenario
+from speakerd_workshop.emulator.tts import synthesize
+from speakerd_workshop.rig import LogLine, Rig
 
 SCENARIO = {
     "default_reply": "I'm the local emulator. That's all for this demo.",

@@ -29,13 +29,13 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
-from speakerd.emulator import models, tts, video, wire
-from speakerd.emulator.certs import CertFiles, ensure_certs
-from speakerd.emulator.scenario import Scenario, Turn
-from speakerd.emulator.vad import EnergyVad, VadSettings
-from speakerd.emulator.wire import Json, WireError
+from speakerd_workshop.emulator import models, tts, video, wire
+from speakerd_workshop.emulator.certs import CertFiles, ensure_certs
+from speakerd_workshop.emulator.scenario import Scenario, Turn
+from speakerd_workshop.emulator.vad import EnergyVad, VadSettings
+from speakerd_workshop.emulator.wire import Json, WireError
 
-log = logging.getLogger("speakerd.emulator")
+log = logging.getLogger("speakerd_workshop.emulator")
 
 PATH_RE = re.compile(
     r"^/+ws/google\.ai\.generativelanguage\.(v1|v1beta|v1alpha)\.GenerativeService\."

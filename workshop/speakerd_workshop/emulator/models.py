@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from speakerd.emulator.wire import Json
+from speakerd_workshop.emulator.wire import Json
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from typing import Any
 
 from google.genai import types
 
-from speakerd.emulator.scenario import Scenario
-from speakerd.emulator.server import (
+from speakerd_workshop.emulator.scenario import Scenario
+from speakerd_workshop.emulator.server import (
     ConnectionInfo,
     Emulator,
     Fault,
@@ -23,7 +23,7 @@ from speakerd.emulator.server import (
     Received,
     ServerEvent,
 )
-from speakerd.emulator.video import AUDIO_VIDEO_LIMIT_SECONDS
+from speakerd_workshop.emulator.video import AUDIO_VIDEO_LIMIT_SECONDS
 
 
 class EmulatorThread:
