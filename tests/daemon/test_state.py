@@ -2,33 +2,38 @@
 
 from __future__ import annotations
 
+from speakerd.effects import Effect, OpenSession, Show, StartTimer, State, Stream, WakeListening
 from speakerd.events import (
     DeviceFault,
     Interrupted,
+    PlaybackDrained,
     ReplyAudio,
+    SayText,
     SessionState,
+    Started,
+    TimerFired,
     ToolCall,
     ToolResult,
     Transcript,
     TurnComplete,
-    WakeDetected,
-)
-from speakerd.state import (
-    Effect,
-    Machine,
-    PlaybackDrained,
-    SayText,
-    Started,
-    State,
-    TimerFired,
-    Timings,
     UserAction,
     UserSpeech,
+    WakeDetected,
 )
+from speakerd.state import Machine, Timings
 
 
 def kinds(fx: list[Effect]) -> list[str]:
-    return [e.kind if e.kind not in ("show", "earcon") else f"{e.kind}:{e.state or e.name}" for e in fx]
+    """Effects as short names; a state or earcon name is appended to what shows or plays it."""
+    out = []
+    for e in fx:
+        detail = e.state if isinstance(e, Show) else getattr(e, "name", None)
+        out.append(f"{e.kind}:{detail}" if detail else e.kind)
+    return out
+
+
+def timers(fx: list[Effect]) -> list[StartTimer]:
+    return [e for e in fx if isinstance(e, StartTimer)]
 
 
 def started(push_to_talk: bool = False, **seconds: float) -> Machine:
@@ -54,8 +59,8 @@ def test_wake_opens_session_streaming_from_the_wake_frame() -> None:
     fx = m.handle(WakeDetected("hey_jarvis", 0.9, 42))
     assert kinds(fx) == ["show:wake", "earcon:wake", "wake_listening", "open_session", "start_timer",
                          "stream", "start_timer"]
-    assert fx[3].frame_index == 42 and fx[2].on is False and fx[5].on is True
-    assert {e.timer for e in fx if e.kind == "start_timer"} == {"max_session", "idle_timeout"}
+    assert fx[3] == OpenSession(42) and fx[2] == WakeListening(False) and fx[5] == Stream(True)
+    assert {e.timer for e in timers(fx)} == {"max_session", "idle_timeout"}
     assert kinds(m.handle(SessionState("ready"))) == ["show:listening"]
     # A second wake word during the conversation does nothing.
     assert m.handle(WakeDetected("hey_jarvis", 0.9, 50)) == []
@@ -78,7 +83,7 @@ def test_reply_then_follow_up_window_then_end() -> None:
     assert m.state == "speaking"
     assert m.handle(TurnComplete()) == []  # still playing: the window waits for the speaker
     fx = m.handle(PlaybackDrained())
-    assert kinds(fx) == ["show:listening", "start_timer"] and fx[1].seconds == 8.0
+    assert kinds(fx) == ["show:listening", "start_timer"] and fx[1] == StartTimer("follow_up", 8.0)
     fx = m.handle(TimerFired("follow_up"))
     assert kinds(fx)[:4] == ["log", "stream", "end_audio_stream", "close_session"]
     assert kinds(fx)[-3:] == ["earcon:end", "wake_listening", "show:idle"]
@@ -91,7 +96,7 @@ def test_speech_in_follow_up_window_keeps_the_conversation() -> None:
     m.handle(TurnComplete())
     m.handle(PlaybackDrained())
     fx = m.handle(UserSpeech())
-    assert [(e.kind, e.timer, e.seconds) for e in fx] == [("start_timer", "follow_up", 15.0)]
+    assert fx == [StartTimer("follow_up", 15.0)]
     m.handle(ReplyAudio(b"yy"))
     assert m.state == "speaking" and m.in_conversation
 
@@ -188,7 +193,7 @@ def test_push_to_talk_uses_activity_markers() -> None:
     fx = m.handle(UserAction("ptt_start"))
     k = kinds(fx)
     assert k.index("open_session") < k.index("activity_start") < k.index("stream")
-    assert "idle_timeout" not in [e.timer for e in fx]
+    assert "idle_timeout" not in [e.timer for e in timers(fx)]
     m.handle(SessionState("ready"))
     assert kinds(m.handle(UserAction("ptt_end"))) == ["activity_end", "stream", "show:thinking"]
     k = kinds(m.handle(UserAction("ptt_start")))

@@ -1,0 +1,139 @@
+"""The Live session of the current conversation, and the rule that only it may speak.
+
+Why a session's events are bound to it: closing a session takes a moment (audioStreamEnd, the
+handle, the socket), and a new conversation may start meanwhile. What a superseded session says
+then (its final "closed", reply audio it was still receiving) belongs to a conversation that is
+over; passed on, it ended or talked over the new one. Each session reports through its own
+callback, and only the current session's events reach the state machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from speakerd import systemd
+from speakerd.events import (
+    GoAway,
+    Interrupted,
+    LiveEvent,
+    ReplyAudio,
+    SessionState,
+    ToolCall,
+    ToolResult,
+    Transcript,
+    TurnComplete,
+)
+from speakerd.live import LiveError, LiveSession
+
+if TYPE_CHECKING:
+    from speakerd.daemon.core import Daemon
+
+log = logging.getLogger("speakerd")
+
+
+class Conversation:
+    """Opens, feeds and closes the session; tells the machine only what the current one says."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self._d = daemon
+        self.session: LiveSession | None = None
+        self.session_id: str | None = None
+        self.last_error: str | None = None
+        self.ignored_events = 0  # from superseded sessions (diagnostics and tests)
+        self._camera_announced = False
+
+    def open(self, frame_index: int | None) -> None:
+        d = self._d
+        d.metrics.conversations += 1
+        session: LiveSession | None = None
+
+        def report(event: LiveEvent) -> None:
+            if session is not None and session is self.session:
+                self._on_live(event)
+            else:
+                self.ignored_events += 1
+                log.debug("ignored %s from a superseded session", type(event).__name__)
+
+        session = LiveSession(
+            d.cfg, report, store=d.store, tools=d.tools, http_options=d.http_options,
+            force_compression=d.parts.camera is not None,  # audio+video sessions end at 2 min without it
+        )
+        self.session = session
+        self._camera_announced = False
+        self.session_id = f"c{d.metrics.conversations}-{os.getpid()}"
+        camera = d.parts.camera
+        if camera is not None and d.cfg.settings.camera.send == "always":
+            camera.start(d.loop, session.send_video)
+        if frame_index is not None:
+            for frame in d.preroll.since(frame_index):
+                session.send_audio(frame.pcm)
+        d.tasks.spawn(self._open(session), "open-session")
+
+    async def _open(self, session: LiveSession) -> None:
+        try:
+            await session.open()
+        except LiveError as err:
+            if self.session is session:
+                self._d.post(SessionState("failed", str(err), fatal=err.fatal))
+
+    def close(self) -> None:
+        session, self.session = self.session, None
+        camera = self._d.parts.camera
+        if camera is not None and camera.running:
+            self._d.tasks.spawn(camera.stop(), "camera-stop")
+        if session is not None:
+            self._d.tasks.spawn(session.close(), "close-session")
+
+    def camera_active(self, on: bool) -> None:
+        """People in the room must be able to tell: an LED overlay, and an earcon once."""
+        parts = self._d.parts
+        if parts.leds is not None:
+            parts.leds.overlay("camera", on)
+        log.info("camera %s", "on: sending frames" if on else "off", extra=systemd.fields(camera="on" if on else "off"))
+        if on and not self._camera_announced and parts.player is not None:
+            self._camera_announced = True
+            parts.player.play_earcon("camera")
+
+    # What the current session says ----------------------------------------------------------------
+
+    def _on_live(self, event: LiveEvent) -> None:
+        d = self._d
+        match event:
+            case Transcript(role=role, text=text):
+                if d.cfg.settings.logging.transcripts and text.strip():
+                    log.info("%s: %s", "you" if role == "user" else "speaker", text.strip(),
+                             extra=systemd.fields(role=role, session_id=self.session_id or ""))
+            case ToolCall(name=name, args=args):
+                log.info("tool %s(%s)", name, ", ".join(f"{k}={v!r}" for k, v in args.items()),
+                         extra=systemd.fields(tool=name))
+            case GoAway(time_left_seconds=left):
+                log.info("server asked to reconnect within %.1f s", left)
+            case SessionState():
+                self._session_state(event)
+            case Interrupted():
+                log.info("interrupted by voice")
+            case TurnComplete():
+                if d.parts.player is not None:
+                    d.parts.player.end_of_reply()
+            case ToolResult(name=name, response=response):
+                outcome = "failed" if "error" in response else "done"
+                log.info("tool %s %s", name, outcome, extra=systemd.fields(tool=name))
+            case ReplyAudio():
+                d.metrics.first_reply_audio()
+        d.post(event)
+
+    def _session_state(self, ev: SessionState) -> None:
+        extra = systemd.fields(session_phase=ev.phase, session_id=self.session_id or "")
+        if ev.phase == "ready":
+            log.info("Live session ready%s", " (resumed)" if ev.resumed else "", extra=extra)
+            self._d.metrics.session_ready()
+        elif ev.phase == "reconnecting":
+            self._d.metrics.reconnects += 1
+            log.warning("Live session reconnecting: %s", ev.detail, extra=extra)
+        elif ev.phase == "failed":
+            self.last_error = ev.detail
+            log.error("Live session failed: %s", ev.detail, extra=extra)
+        else:
+            log.info("Live session %s%s", ev.phase, f": {ev.detail}" if ev.detail else "", extra=extra)
