@@ -25,7 +25,8 @@ from speakerd.events import (
     Transcript,
     TurnComplete,
 )
-from speakerd.live import LiveError, LiveSession
+from speakerd.live import LiveError
+from speakerd.ports import LiveSessionPort
 
 if TYPE_CHECKING:
     from speakerd.daemon.core import Daemon
@@ -38,7 +39,7 @@ class Conversation:
 
     def __init__(self, daemon: Daemon) -> None:
         self._d = daemon
-        self.session: LiveSession | None = None
+        self.session: LiveSessionPort | None = None
         self.session_id: str | None = None
         self.last_error: str | None = None
         self.ignored_events = 0  # from superseded sessions (diagnostics and tests)
@@ -47,7 +48,7 @@ class Conversation:
     def open(self, frame_index: int | None) -> None:
         d = self._d
         d.metrics.conversations += 1
-        session: LiveSession | None = None
+        session: LiveSessionPort | None = None
 
         def report(event: LiveEvent) -> None:
             if session is not None and session is self.session:
@@ -56,8 +57,8 @@ class Conversation:
                 self.ignored_events += 1
                 log.debug("ignored %s from a superseded session", type(event).__name__)
 
-        session = LiveSession(
-            d.cfg, report, store=d.store, tools=d.tools, http_options=d.http_options,
+        session = d.sessions(
+            d.cfg, report, tools=d.tools,
             force_compression=d.parts.camera is not None,  # audio+video sessions end at 2 min without it
         )
         self.session = session
@@ -71,7 +72,7 @@ class Conversation:
                 session.send_audio(frame.pcm)
         d.tasks.spawn(self._open(session), "open-session")
 
-    async def _open(self, session: LiveSession) -> None:
+    async def _open(self, session: LiveSessionPort) -> None:
         try:
             await session.open()
         except LiveError as err:

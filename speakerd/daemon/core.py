@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 import time
+from collections.abc import Callable
 from typing import Any, cast, get_args
 
 from google.genai import types
@@ -24,20 +25,22 @@ from speakerd.daemon.executor import Executor
 from speakerd.daemon.metrics import Health, Metrics, SpeechDetector
 from speakerd.daemon.parts import Parts, StartupError
 from speakerd.daemon.tasks import Tasks
-from speakerd.daemon.tools import make_tools
+from speakerd.daemon.tools import CameraLook, make_tools
 from speakerd.effects import State
 from speakerd.events import (
     Action,
     AudioFrame,
     ButtonEvent,
     DeviceFault,
+    LiveEvent,
     Started,
     UserAction,
     UserSpeech,
     WakeDetected,
 )
 from speakerd.hw.button import action_for
-from speakerd.live import ResumptionStore, ToolRegistry
+from speakerd.live import LiveSession, ResumptionStore, ToolRegistry
+from speakerd.ports import Backends, LiveSessionPort, SessionFactory, ToolProvider
 
 log = logging.getLogger("speakerd")
 
@@ -65,8 +68,11 @@ class Daemon:
         *,
         redactor: systemd.RedactSecrets | None = None,
         http_options: types.HttpOptions | None = None,
+        backends: Backends | None = None,
     ) -> None:
         self.cfg = cfg
+        self.backends = backends or Backends()
+        self.sessions: SessionFactory = self.backends.sessions or self._live_session
         self.redactor = redactor or systemd.RedactSecrets()
         self.http_options = http_options
         self.notifier = systemd.Notifier()
@@ -82,6 +88,7 @@ class Daemon:
         self.commands = Commands(self)
         self.preroll = PrerollBuffer(cfg.settings.audio.preroll_seconds)
         self.store = ResumptionStore(cfg.settings.state.directory, cfg.settings.live.model)
+        self.tool_providers: list[ToolProvider] = [CameraLook(self)]
         self.tools: ToolRegistry = self.make_tools()
         self.streaming = False
         self.wake_listening = False
@@ -96,6 +103,12 @@ class Daemon:
 
     def make_tools(self) -> ToolRegistry:
         return make_tools(self)
+
+    def _live_session(
+        self, cfg: config.Config, report: Callable[[LiveEvent], None], *, tools: ToolRegistry, force_compression: bool
+    ) -> LiveSessionPort:
+        return LiveSession(cfg, report, store=self.store, tools=tools, http_options=self.http_options,
+                           force_compression=force_compression)
 
     # Lifecycle ------------------------------------------------------------------------------------
 

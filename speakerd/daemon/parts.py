@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from speakerd.audio import Capture, Player
-from speakerd.audio.aec import EchoCanceller, EchoCancellerUnavailable
 from speakerd.camera import Camera, CameraError, open_camera
+from speakerd.config import WakewordSettings
 from speakerd.control import ControlServer
+from speakerd.events import WakeDetected
 from speakerd.hw import GestureButton, GpioUnavailable, Leds, make_leds, select_pin_factory
-from speakerd.wakeword import WakeWordDetector, WakeWordError
+from speakerd.ports import Microphone, Speaker, WakeWordEngine
+from speakerd.wakeword import WakeWordError
 
 if TYPE_CHECKING:
     from speakerd.daemon.core import Daemon
@@ -34,10 +36,10 @@ class StartupError(Exception):
 class Parts:
     """None until started, or when the speaker runs without that part."""
 
-    capture: Capture | None = None
-    player: Player | None = None
-    detector: WakeWordDetector | None = None
-    stop_detector: WakeWordDetector | None = None  # "stop" during a conversation
+    capture: Microphone | None = None
+    player: Speaker | None = None
+    detector: WakeWordEngine | None = None
+    stop_detector: WakeWordEngine | None = None  # "stop" during a conversation
     leds: Leds | None = None
     button: GestureButton | None = None
     pin_factory: Any = None
@@ -63,19 +65,20 @@ async def start(d: Daemon) -> None:
         except StartupError as e:
             raise StartupError(str(e).replace("wakeword.models", "wakeword.stop_model")) from None
         d.parts.stop_detector.pause()
-    echo = _echo_canceller(s.audio.echo_cancellation)
-    d.parts.player = Player(s.audio, s.state.directory, d.loop, d.on_fault, echo=echo)
+    d.parts.capture, d.parts.player = d.backends.audio.open(
+        s.audio, s.state.directory, d.loop, d.on_frame, d.on_fault)
     d.parts.player.start()
-    d.parts.capture = Capture(s.audio, d.loop, d.on_frame, d.on_fault, echo=echo)
     d.parts.capture.start()
     d.health.expect_frames(True)
     d.wake_listening = True
     await _start_control(d)
 
 
-async def make_detector(d: Daemon, settings: Any, on_wake: Any) -> WakeWordDetector:
+async def make_detector(
+    d: Daemon, settings: WakewordSettings, on_wake: Callable[[WakeDetected], None]
+) -> WakeWordEngine:
     try:
-        return await asyncio.to_thread(WakeWordDetector, settings, d.loop, on_wake)
+        return await asyncio.to_thread(d.backends.wakeword, settings, d.loop, on_wake)
     except WakeWordError as e:
         raise StartupError(str(e)) from None
 
@@ -110,18 +113,6 @@ def _start_gpio(d: Daemon) -> None:
         if g.enabled == "on":
             raise StartupError(str(e)) from None
         log.warning("%s; running without LEDs and button", e)
-
-
-def _echo_canceller(wanted: bool) -> EchoCanceller | None:
-    if not wanted:
-        return None
-    try:
-        echo = EchoCanceller()
-    except EchoCancellerUnavailable as e:
-        log.warning("%s; running without echo cancellation", e)
-        return None
-    log.info("echo cancellation on (Speex)")
-    return echo
 
 
 async def _start_control(d: Daemon) -> None:

@@ -19,8 +19,11 @@ if TYPE_CHECKING:
 
 
 def make_tools(daemon: Daemon) -> ToolRegistry:
-    """The registry for the next session: built-ins plus whatever the configured parts offer."""
-    return ToolRegistry(daemon.cfg.settings.tools, builtin_handlers(daemon), extra=extra_tools(daemon))
+    """The registry for the next session: built-ins plus what every tool provider offers now."""
+    extra: dict[str, tuple[ToolSpec, Handler]] = {}
+    for provider in daemon.tool_providers:
+        extra.update(provider.tools())
+    return ToolRegistry(daemon.cfg.settings.tools, builtin_handlers(daemon), extra=extra)
 
 
 def builtin_handlers(daemon: Daemon) -> dict[str, Handler]:
@@ -37,15 +40,20 @@ def builtin_handlers(daemon: Daemon) -> dict[str, Handler]:
     return {"set_volume": set_volume, "end_conversation": end_conversation}
 
 
-def extra_tools(daemon: Daemon) -> Mapping[str, tuple[ToolSpec, Handler]]:
-    extra: dict[str, tuple[ToolSpec, Handler]] = {}
-    camera = daemon.parts.camera
-    if camera is not None and daemon.cfg.settings.camera.send == "on_look":
+class CameraLook:
+    """The camera's ``look`` tool, offered while a camera sends frames only when asked."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self._d = daemon
+
+    def tools(self) -> Mapping[str, tuple[ToolSpec, Handler]]:
+        camera = self._d.parts.camera
+        if camera is None or self._d.cfg.settings.camera.send != "on_look":
+            return {}
 
         async def send(jpeg: bytes) -> None:
-            session = daemon.conversation.session
+            session = self._d.conversation.session
             if session is not None:
                 session.send_video(jpeg)
 
-        extra["look"] = (LOOK_SPEC, look_handler(camera, send))
-    return extra
+        return {"look": (LOOK_SPEC, look_handler(camera, send))}

@@ -1,0 +1,253 @@
+"""The daemon in the test process: its own rules in milliseconds, fakes only at speakerd.ports.
+
+The real start-up runs (state directory, gpiozero mock pins, the control socket); audio, the
+wake-word engine and the Live session are the fakes of tests/daemon/fakes.py. tests/e2e runs the
+same rules with every real part in the real process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from speakerd import config
+from speakerd.control import ControlError
+from speakerd.daemon import Daemon
+from speakerd.effects import State
+from speakerd.events import (
+    DeviceFault,
+    Interrupted,
+    ReplyAudio,
+    SessionState,
+    ToolCall,
+    ToolResult,
+    TurnComplete,
+    WakeDetected,
+)
+from speakerd.wakeword import WakeWordError
+from tests.daemon.fakes import Fakes
+
+REPLY = b"\x01\x02" * 2400  # 100 ms at 24 kHz
+
+
+def make_config(tmp_path: Path, **sections: Any) -> config.Config:
+    base: dict[str, Any] = {
+        "state": {"directory": tmp_path / "state"},
+        "control": {"socket": tmp_path / "control.sock", "group": None},
+        "gpio": {"enabled": "on", "pin_factory": "mock", "led_profile": "rgb", "rgb_pins": [5, 6, 13],
+                 "button_pin": 17, "button_hold_seconds": 5.0},
+        "conversation": {"follow_up_seconds": 0.2, "idle_timeout_seconds": 5.0},
+        "wakeword": {"stop_model": "alexa"},
+    }
+    for name, values in sections.items():
+        base[name] = {**base.get(name, {}), **values}
+    settings = config.Settings(**base)
+    return config.Config(settings=settings, path=tmp_path / "speakerd.toml", api_key=SecretStr("k"),
+                         api_key_source="test")
+
+
+@asynccontextmanager
+async def running(tmp_path: Path, fakes: Fakes, **sections: Any) -> AsyncIterator[Daemon]:
+    daemon = Daemon(make_config(tmp_path, **sections), backends=fakes.backends())
+    assert await daemon.start()
+    try:
+        yield daemon
+    finally:
+        await daemon.shutdown()
+
+
+def state(daemon: Daemon) -> State:
+    """Read afresh: mypy would keep an earlier ``== "..."`` narrowing across the daemon's calls."""
+    return daemon.machine.state
+
+
+async def until(pred: Callable[[], bool], what: str, within: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not pred():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.005)
+
+
+async def wake(daemon: Daemon, fakes: Fakes) -> None:
+    """A wake word in the newest frame, then the session is ready."""
+    frame = fakes.mic.frame()
+    fakes.engines[0].on_wake(WakeDetected("hey_jarvis", 0.9, frame.index))
+    await until(lambda: fakes.live.sessions != [] and fakes.session.opened, "the session to open")
+    fakes.session.emit(SessionState("ready"))
+    assert state(daemon) == "listening"
+
+
+async def test_wake_streams_from_the_wake_frame_and_nothing_before(tmp_path: Path) -> None:
+    fakes = Fakes()
+    async with running(tmp_path, fakes) as daemon:
+        for _ in range(5):
+            fakes.mic.frame()
+        assert fakes.live.sessions == []  # nothing leaves the device while idle
+        assert fakes.engines[0].fed == [0, 1, 2, 3, 4]
+        await wake(daemon, fakes)
+        assert fakes.session.audio_frames() == 1  # the pre-roll from the wake word's frame on
+        fakes.mic.frame()
+        fakes.mic.frame()
+        assert fakes.session.audio_frames() == 3
+        assert fakes.engines[0].paused and not fakes.engines[1].paused  # the stop word listens now
+        assert fakes.speaker.earcons == ["wake"]
+
+
+async def test_a_superseded_sessions_events_are_ignored(tmp_path: Path) -> None:
+    fakes = Fakes()
+    async with running(tmp_path, fakes) as daemon:
+        await wake(daemon, fakes)
+        old = fakes.session
+        daemon.user_action("end")
+        assert state(daemon) == "idle" and ("audio_stream_end", None) in old.sent
+        await wake(daemon, fakes)
+        new = fakes.session
+        assert new is not old
+        old.emit(SessionState("closed", "the old one closed"))
+        old.emit(ReplyAudio(REPLY))
+        assert daemon.machine.in_conversation and state(daemon) == "listening"
+        assert fakes.speaker.played == []
+        assert daemon.conversation.ignored_events == 2
+        new.emit(ReplyAudio(REPLY))
+        assert state(daemon) == "speaking" and fakes.speaker.played == [REPLY]
+
+
+async def test_reply_then_listening_when_the_speaker_drained(tmp_path: Path) -> None:
+    fakes = Fakes()
+    async with running(tmp_path, fakes) as daemon:
+        await wake(daemon, fakes)
+        fakes.session.emit(ReplyAudio(REPLY))
+        fakes.session.emit(TurnComplete())
+        assert fakes.speaker.replies_ended == 1
+        await until(lambda: state(daemon) == "listening", "listening after the drain")
+        await until(lambda: state(daemon) == "idle", "the follow-up window to close")
+        await until(lambda: fakes.session.closed, "the session to close")
+        assert fakes.speaker.earcons == ["wake", "end"]
+
+
+async def test_button_press_interrupts_the_reply(tmp_path: Path) -> None:
+    fakes = Fakes()
+    async with running(tmp_path, fakes) as daemon:
+        await wake(daemon, fakes)
+        fakes.session.emit(ReplyAudio(REPLY))
+        reply = await daemon.commands.handle("press", 0.01)  # the real gpiozero Button on a mock pin
+        assert reply["message"].startswith("pressed")
+        await until(lambda: fakes.speaker.flushes == 1, "the flush")
+        assert state(daemon) == "listening"
+        fakes.session.emit(ReplyAudio(REPLY))  # the rest of the interrupted reply is dropped
+        assert fakes.speaker.played == [REPLY]
+        assert "interrupt_to_silence" in daemon.metrics.latest
+
+
+async def test_voice_barge_in_flushes(tmp_path: Path) -> None:
+    fakes = Fakes()
+    async with running(tmp_path, fakes) as daemon:
+        await wake(daemon, fakes)
+        fakes.session.emit(ReplyAudio(REPLY))
+        fakes.session.emit(Interrupted())
+        assert fakes.speaker.flushes == 1 and state(daemon) == "listening"
+
+
+async def test_mute_ends_the_conversation_and_closes_the_microphone(tmp_path: Path) -> None:
+    fakes = Fakes()
+    async with running(tmp_path, fakes) as daemon:
+        await wake(daemon, fakes)
+        await daemon.commands.handle("mute", None)
+        assert fakes.mic.muted and state(daemon) == "muted"
+        assert ("audio_stream_end", None) in fakes.session.sent and not daemon.health.mic_expected
+        assert daemon.status()["leds"] == "muted"
+        with pytest.raises(ControlError, match="muted"):
+            await daemon.commands.handle("say", "hello")
+        await daemon.commands.handle("unmute", None)
+        assert (fakes.mic.muted, state(daemon)) == (False, "idle")
+
+
+@pytest.mark.parametrize(("command", "argument", "message"), [
+    ("volume", 101, "0 to 100"), ("volume", True, "0 to 100"), ("say", "  ", "some text"),
+    ("dance", None, "unknown command"), ("press", 11, "0 to 10"),
+])
+async def test_control_commands_refuse_bad_input(tmp_path: Path, command: str, argument: Any, message: str) -> None:
+    fakes = Fakes()
+    async with running(tmp_path, fakes) as daemon:
+        with pytest.raises(ControlError, match=message):
+            await daemon.commands.handle(command, argument)
+        assert state(daemon) == "idle" and fakes.speaker.volume == 50
+
+
+async def test_say_starts_a_conversation_with_text(tmp_path: Path) -> None:
+    fakes = Fakes()
+    async with running(tmp_path, fakes) as daemon:
+        await daemon.commands.handle("say", " what time is it ")
+        assert ("text", "what time is it") in fakes.session.sent and state(daemon) == "thinking"
+        assert fakes.speaker.earcons == []  # a typed question needs no wake sound
+
+
+async def test_a_failing_effect_does_not_stop_the_others(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    fakes = Fakes()
+
+    def broken() -> None:
+        raise RuntimeError("flush failed")
+
+    fakes.speaker.flush = broken  # type: ignore[method-assign]
+    async with running(tmp_path, fakes) as daemon:
+        await wake(daemon, fakes)
+        fakes.session.emit(ReplyAudio(REPLY))
+        fakes.session.emit(Interrupted())
+        assert state(daemon) == "listening"  # the show after the failed flush still ran
+        assert "effect flush_playback failed" in caplog.text
+
+
+async def test_set_volume_tool_and_end_conversation(tmp_path: Path) -> None:
+    fakes = Fakes()
+    async with running(tmp_path, fakes) as daemon:
+        await wake(daemon, fakes)
+        tools = fakes.session.tools
+        assert await tools.call("set_volume", {"level": 30}) == {"volume": 30}
+        assert fakes.speaker.volume == 30
+        fakes.session.emit(ToolCall("t1", "end_conversation", {}))
+        fakes.session.emit(ToolResult("t1", "end_conversation", await tools.call("end_conversation", {})))
+        fakes.session.emit(TurnComplete())
+        await until(lambda: state(daemon) == "idle", "the goodbye")
+
+
+async def test_stop_word_ends_the_conversation(tmp_path: Path) -> None:
+    fakes = Fakes()
+    async with running(tmp_path, fakes) as daemon:
+        await wake(daemon, fakes)
+        frame = fakes.mic.frame()
+        assert fakes.engines[1].fed == [frame.index]
+        fakes.engines[1].on_wake(WakeDetected("alexa", 0.8, frame.index))
+        assert state(daemon) == "idle" and fakes.session.closed is False  # closing is a task
+        await until(lambda: fakes.session.closed, "the session to close")
+
+
+async def test_a_microphone_fault_shows_error_and_holds_the_watchdog(tmp_path: Path) -> None:
+    fakes = Fakes()
+    async with running(tmp_path, fakes) as daemon:
+        assert fakes.audio.on_fault is not None
+        fakes.audio.on_fault(DeviceFault("input", "the microphone is gone"))
+        assert state(daemon) == "error" and daemon.status_line() == "error: the microphone is gone"
+        assert not daemon.health.mic_expected
+        fakes.audio.on_fault(DeviceFault("input", "microphone back", recovered=True))
+        assert state(daemon) == "idle" and daemon.health.mic_expected
+
+
+async def test_a_wake_word_model_that_cannot_load_is_a_startup_error(tmp_path: Path) -> None:
+    fakes = Fakes()
+
+    def engine(*_: Any) -> Any:
+        raise WakeWordError("wakeword.models: no model named 'hey_nobody'")
+
+    backends = fakes.backends()
+    daemon = Daemon(make_config(tmp_path), backends=type(backends)(audio=fakes.audio, wakeword=engine,
+                                                                   sessions=fakes.live))
+    assert not await daemon.start()
+    assert fakes.audio.mic is None  # nothing else was opened, and the control socket is gone
+    assert not (tmp_path / "control.sock").exists()
