@@ -9,36 +9,14 @@ from __future__ import annotations
 
 import logging
 import ssl
-from dataclasses import dataclass
 
 from google.genai import types
 
 from speakerd.config import LiveSettings
 from speakerd.live.tools import ToolRegistry
+from speakerd.models import options_for as options_for  # re-exported: the table lives in speakerd.models
 
 log = logging.getLogger("speakerd.live")
-
-
-@dataclass(frozen=True)
-class ModelOptions:
-    affective_dialog: bool = False
-    proactive_audio: str = "no"  # no | yes | always (false rejected)
-    thinking: str | None = None  # "level" | "budget" | None
-    non_blocking_tools: bool = True
-
-
-MODEL_OPTIONS: dict[str, ModelOptions] = {
-    "gemini-3.8-live": ModelOptions(proactive_audio="always"),
-    "gemini-3.8-live-extended-thinking": ModelOptions(proactive_audio="always", thinking="level"),
-    "gemini-3.1-flash-live-preview": ModelOptions(thinking="level", non_blocking_tools=False),
-    "gemini-2.5-flash-native-audio-preview-12-2025": ModelOptions(
-        affective_dialog=True, proactive_audio="yes", thinking="budget", non_blocking_tools=False),
-}
-_UNKNOWN = ModelOptions(affective_dialog=True, proactive_audio="yes", thinking="any")
-
-
-def options_for(model: str) -> ModelOptions:
-    return MODEL_OPTIONS.get(model, _UNKNOWN)
 
 
 def build_connect_config(

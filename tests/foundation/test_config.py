@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from speakerd import config
+from speakerd.config import toml
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / "speakerd.toml"
@@ -224,35 +225,6 @@ _values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=3) | st.
 _known = [(s, k) for s, k in _leaf_keys(config.Settings)]
 
 
-def _toml(data: dict[str, dict[str, object]]) -> str:
-    import json
-
-    lines = []
-    for section, body in data.items():
-        lines.append(f"[{json.dumps(section)}]")
-        for key, value in body.items():
-            if value is None:
-                continue
-            lines.append(f"{json.dumps(key)} = {_toml_value(value)}")
-    return "\n".join(lines) + "\n"
-
-
-def _toml_value(v: object) -> str:
-    import json
-
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v if x is not None) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items() if x is not None) + "}"
-    raise TypeError(v)
-
-
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     picks=st.lists(st.tuples(st.sampled_from(_known), _values), max_size=6),
@@ -265,7 +237,7 @@ def test_generated_configs_never_raise_anything_else(tmp_path: Path, picks: list
     if junk:
         data.setdefault("audio", {}).update(junk)
     path = tmp_path / "gen.toml"
-    path.write_text(_toml(data))
+    path.write_text(toml.dumps(data))
     try:
         config.load(path, env={})
     except config.ConfigError as e:
@@ -310,3 +282,39 @@ def test_version_and_usage() -> None:
     assert res.returncode == 0 and res.stdout.strip() == f"speakerd {__version__}"
     res = subprocess.run([sys.executable, "-m", "speakerd"], capture_output=True, text=True)
     assert res.returncode == 2 and "check-config" in res.stderr
+
+
+_toml_keys = st.text(min_size=1, max_size=8)
+_toml_scalars = st.one_of(st.booleans(), st.integers(-10**9, 10**9), st.text(max_size=12),
+                          st.floats(allow_nan=False, allow_infinity=False))
+_toml_docs = st.recursive(
+    st.dictionaries(_toml_keys, _toml_scalars | st.lists(_toml_scalars, max_size=3), max_size=4),
+    lambda inner: st.dictionaries(_toml_keys, inner | st.lists(inner, min_size=1, max_size=2), max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_toml_docs)
+def test_the_toml_writer_round_trips(doc: dict[str, object]) -> None:
+    """Whatever the settings, the rig or a test hold, tomllib reads back exactly what was written."""
+    import tomllib
+
+    assert tomllib.loads(toml.dumps(doc)) == doc
+
+
+def test_check_config_and_the_connect_config_agree_on_models(tmp_path: Path) -> None:
+    """One capability table: a model the connect config knows is not 'unknown' to check-config,
+    and an option the model rejects is named by check-config, before any conversation."""
+    from speakerd import models
+
+    for model in models.MODELS:
+        p = tmp_path / "m.toml"
+        p.write_text(f'[live]\nmodel = "{model}"\n')
+        assert not [w for w in config.load(p, env={}).warnings if "not a model speakerd knows" in w], model
+    p = tmp_path / "opts.toml"
+    p.write_text('[live]\nmodel = "gemini-3.8-live"\naffective_dialog = true\n')
+    res = subprocess.run([sys.executable, "-m", "speakerd", "check-config", "-q", "--config", str(p)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0
+    assert "warning: opts.toml: live.affective_dialog is not supported by gemini-3.8-live; ignored" in res.stderr
