@@ -3,6 +3,8 @@
 
 # Debian packages: building PyAudio and systemd-python, and the test rig's audio tools.
 SPEAKERD_BUILD_PKGS=(python3-venv python3-dev gcc pkg-config portaudio19-dev libsystemd-dev)
+# What the daemon itself uses at run time: ALSA tools, and libspeexdsp for echo cancellation.
+SPEAKERD_RUNTIME_PKGS=(alsa-utils libspeexdsp1)
 SPEAKERD_RIG_PKGS=(espeak-ng sox alsa-utils systemd)
 # Only for scripts/test.sh: systemd-container boots the shipped unit under a real systemd, and a
 # PulseAudio server behind ALSA's pulse plugin is a microphone that can vanish mid-stream.
