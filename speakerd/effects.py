@@ -10,8 +10,9 @@ show a state (LEDs, systemd STATUS=, speakerctl) share.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import ClassVar, Literal, get_args
+from typing import Literal, get_args
 
 State = Literal[
     "booting", "idle", "wake", "listening", "thinking", "speaking", "muted", "offline", "error"
@@ -20,107 +21,116 @@ STATES: tuple[State, ...] = get_args(State)
 TimerName = Literal["follow_up", "idle_timeout", "max_session"]
 
 
+class _Effect:
+    """``kind`` is the effect's name in logs: ``FlushPlayback`` is ``flush_playback``."""
+
+    __slots__ = ()
+
+    @property
+    def kind(self) -> str:
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
+
+
 @dataclass(frozen=True, slots=True)
-class Show:
+class Show(_Effect):
     """Show a state: LEDs, systemd STATUS= and the log."""
 
-    kind: ClassVar[str] = "show"
     state: State
 
 
 @dataclass(frozen=True, slots=True)
-class Earcon:
-    kind: ClassVar[str] = "earcon"
+class Earcon(_Effect):
+    """Play a short sound by name (wake, end, error, mute, ...)."""
+
     name: str
 
 
 @dataclass(frozen=True, slots=True)
-class OpenSession:
+class OpenSession(_Effect):
     """Open (or resume) a Live session; stream the pre-roll from ``frame_index`` on once open."""
 
-    kind: ClassVar[str] = "open_session"
     frame_index: int | None
 
 
 @dataclass(frozen=True, slots=True)
-class CloseSession:
+class CloseSession(_Effect):
     """Close the session; ``audioStreamEnd`` was already sent and the handle is kept."""
-
-    kind: ClassVar[str] = "close_session"
 
 
 @dataclass(frozen=True, slots=True)
-class Stream:
+class Stream(_Effect):
     """Send microphone frames to the session (``on``) or stop."""
 
-    kind: ClassVar[str] = "stream"
     on: bool
 
 
 @dataclass(frozen=True, slots=True)
-class EndAudioStream:
-    kind: ClassVar[str] = "end_audio_stream"
+class EndAudioStream(_Effect):
+    """The microphone pauses: the service should answer what it has (``audioStreamEnd``)."""
 
 
 @dataclass(frozen=True, slots=True)
-class ActivityStart:
-    kind: ClassVar[str] = "activity_start"
+class ActivityStart(_Effect):
+    """Push-to-talk: the person starts speaking (manual activity detection)."""
 
 
 @dataclass(frozen=True, slots=True)
-class ActivityEnd:
-    kind: ClassVar[str] = "activity_end"
+class ActivityEnd(_Effect):
+    """Push-to-talk: the person stopped speaking."""
 
 
 @dataclass(frozen=True, slots=True)
-class SendText:
-    kind: ClassVar[str] = "send_text"
+class SendText(_Effect):
+    """A typed turn (``speakerctl say``)."""
+
     text: str
 
 
 @dataclass(frozen=True, slots=True)
-class FlushPlayback:
-    kind: ClassVar[str] = "flush_playback"
+class FlushPlayback(_Effect):
+    """Silence the speaker now: an interruption."""
 
 
 @dataclass(frozen=True, slots=True)
-class Play:
-    kind: ClassVar[str] = "play"
+class Play(_Effect):
+    """Reply audio for the speaker: 24 kHz s16le mono."""
+
     pcm: bytes
 
 
 @dataclass(frozen=True, slots=True)
-class WakeListening:
+class WakeListening(_Effect):
     """Run (``on``) or pause the wake-word detector; the stop word runs while it is paused."""
 
-    kind: ClassVar[str] = "wake_listening"
     on: bool
 
 
 @dataclass(frozen=True, slots=True)
-class Mic:
+class Mic(_Effect):
     """Open (``on``) or close the capture device (closed while muted)."""
 
-    kind: ClassVar[str] = "mic"
     on: bool
 
 
 @dataclass(frozen=True, slots=True)
-class StartTimer:
-    kind: ClassVar[str] = "start_timer"
+class StartTimer(_Effect):
+    """(Re)arm a conversation timer; it fires as ``TimerFired``."""
+
     timer: TimerName
     seconds: float
 
 
 @dataclass(frozen=True, slots=True)
-class CancelTimer:
-    kind: ClassVar[str] = "cancel_timer"
+class CancelTimer(_Effect):
+    """Disarm a conversation timer if it runs."""
+
     timer: TimerName
 
 
 @dataclass(frozen=True, slots=True)
-class Log:
-    kind: ClassVar[str] = "log"
+class Log(_Effect):
+    """A line for the journal about a decision the machine took."""
+
     text: str
 
 

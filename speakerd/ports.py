@@ -63,17 +63,12 @@ class Speaker(Protocol):
     def close(self) -> None: ...
 
 
-class AudioBackend(Protocol):
-    """Opens the microphone and the speaker together (they may share state: echo cancellation)."""
-
-    def open(
-        self,
-        settings: AudioSettings,
-        state_dir: Path,
-        loop: asyncio.AbstractEventLoop,
-        on_frame: Callable[[AudioFrame], None],
-        on_fault: Callable[[DeviceFault], None],
-    ) -> tuple[Microphone, Speaker]: ...
+AudioBackend = Callable[
+    ["AudioSettings", Path, asyncio.AbstractEventLoop, Callable[["AudioFrame"], None], Callable[["DeviceFault"], None]],
+    tuple[Microphone, Speaker],
+]
+"""Opens the microphone and the speaker together (they may share state: echo cancellation):
+``(settings, state_dir, loop, on_frame, on_fault) -> (microphone, speaker)``."""
 
 
 # Wake word ---------------------------------------------------------------------------------------
@@ -141,9 +136,9 @@ class ToolProvider(Protocol):
 
 
 def _default_audio() -> AudioBackend:
-    from speakerd.audio.backend import PyAudioBackend
+    from speakerd.audio.backend import open_pyaudio
 
-    return PyAudioBackend()
+    return open_pyaudio
 
 
 def _default_wakeword() -> WakeWordFactory:

@@ -20,21 +20,18 @@ from speakerd.events import AudioFrame, DeviceFault
 log = logging.getLogger("speakerd.audio")
 
 
-class PyAudioBackend:
-    """``Capture`` and ``Player`` on the configured ALSA devices."""
-
-    def open(
-        self,
-        settings: AudioSettings,
-        state_dir: Path,
-        loop: asyncio.AbstractEventLoop,
-        on_frame: Callable[[AudioFrame], None],
-        on_fault: Callable[[DeviceFault], None],
-    ) -> tuple[Capture, Player]:
-        echo = _echo_canceller(settings.echo_cancellation)
-        player = Player(settings, state_dir, loop, on_fault, echo=echo)
-        capture = Capture(settings, loop, on_frame, on_fault, echo=echo)
-        return capture, player
+def open_pyaudio(
+    settings: AudioSettings,
+    state_dir: Path,
+    loop: asyncio.AbstractEventLoop,
+    on_frame: Callable[[AudioFrame], None],
+    on_fault: Callable[[DeviceFault], None],
+) -> tuple[Capture, Player]:
+    """``Capture`` and ``Player`` on the configured ALSA devices, sharing the echo canceller."""
+    echo = _echo_canceller(settings.echo_cancellation)
+    player = Player(settings, state_dir, loop, on_fault, echo=echo)
+    capture = Capture(settings, loop, on_frame, on_fault, echo=echo)
+    return capture, player
 
 
 def _echo_canceller(wanted: bool) -> EchoCanceller | None:

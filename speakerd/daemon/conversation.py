@@ -13,18 +13,8 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
+from speakerd import events as ev
 from speakerd import systemd
-from speakerd.events import (
-    GoAway,
-    Interrupted,
-    LiveEvent,
-    ReplyAudio,
-    SessionState,
-    ToolCall,
-    ToolResult,
-    Transcript,
-    TurnComplete,
-)
 from speakerd.live import LiveError
 from speakerd.ports import LiveSessionPort
 
@@ -50,7 +40,7 @@ class Conversation:
         d.metrics.conversations += 1
         session: LiveSessionPort | None = None
 
-        def report(event: LiveEvent) -> None:
+        def report(event: ev.LiveEvent) -> None:
             if session is not None and session is self.session:
                 self._on_live(event)
             else:
@@ -77,7 +67,7 @@ class Conversation:
             await session.open()
         except LiveError as err:
             if self.session is session:
-                self._d.post(SessionState("failed", str(err), fatal=err.fatal))
+                self._d.post(ev.SessionState("failed", str(err), fatal=err.fatal))
 
     def close(self) -> None:
         session, self.session = self.session, None
@@ -99,42 +89,42 @@ class Conversation:
 
     # What the current session says ----------------------------------------------------------------
 
-    def _on_live(self, event: LiveEvent) -> None:
+    def _on_live(self, event: ev.LiveEvent) -> None:
         d = self._d
         match event:
-            case Transcript(role=role, text=text):
+            case ev.Transcript(role=role, text=text):
                 if d.cfg.settings.logging.transcripts and text.strip():
                     log.info("%s: %s", "you" if role == "user" else "speaker", text.strip(),
                              extra=systemd.fields(role=role, session_id=self.session_id or ""))
-            case ToolCall(name=name, args=args):
+            case ev.ToolCall(name=name, args=args):
                 log.info("tool %s(%s)", name, ", ".join(f"{k}={v!r}" for k, v in args.items()),
                          extra=systemd.fields(tool=name))
-            case GoAway(time_left_seconds=left):
+            case ev.GoAway(time_left_seconds=left):
                 log.info("server asked to reconnect within %.1f s", left)
-            case SessionState():
+            case ev.SessionState():
                 self._session_state(event)
-            case Interrupted():
+            case ev.Interrupted():
                 log.info("interrupted by voice")
-            case TurnComplete():
+            case ev.TurnComplete():
                 if d.parts.player is not None:
                     d.parts.player.end_of_reply()
-            case ToolResult(name=name, response=response):
+            case ev.ToolResult(name=name, response=response):
                 outcome = "failed" if "error" in response else "done"
                 log.info("tool %s %s", name, outcome, extra=systemd.fields(tool=name))
-            case ReplyAudio():
+            case ev.ReplyAudio():
                 d.metrics.first_reply_audio()
         d.post(event)
 
-    def _session_state(self, ev: SessionState) -> None:
-        extra = systemd.fields(session_phase=ev.phase, session_id=self.session_id or "")
-        if ev.phase == "ready":
-            log.info("Live session ready%s", " (resumed)" if ev.resumed else "", extra=extra)
+    def _session_state(self, state: ev.SessionState) -> None:
+        extra = systemd.fields(session_phase=state.phase, session_id=self.session_id or "")
+        if state.phase == "ready":
+            log.info("Live session ready%s", " (resumed)" if state.resumed else "", extra=extra)
             self._d.metrics.session_ready()
-        elif ev.phase == "reconnecting":
+        elif state.phase == "reconnecting":
             self._d.metrics.reconnects += 1
-            log.warning("Live session reconnecting: %s", ev.detail, extra=extra)
-        elif ev.phase == "failed":
-            self.last_error = ev.detail
-            log.error("Live session failed: %s", ev.detail, extra=extra)
+            log.warning("Live session reconnecting: %s", state.detail, extra=extra)
+        elif state.phase == "failed":
+            self.last_error = state.detail
+            log.error("Live session failed: %s", state.detail, extra=extra)
         else:
-            log.info("Live session %s%s", ev.phase, f": {ev.detail}" if ev.detail else "", extra=extra)
+            log.info("Live session %s%s", state.phase, f": {state.detail}" if state.detail else "", extra=extra)

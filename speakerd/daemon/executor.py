@@ -10,26 +10,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, assert_never
 
-from speakerd.effects import (
-    ActivityEnd,
-    ActivityStart,
-    CancelTimer,
-    CloseSession,
-    Earcon,
-    Effect,
-    EndAudioStream,
-    FlushPlayback,
-    Log,
-    Mic,
-    OpenSession,
-    Play,
-    SendText,
-    Show,
-    StartTimer,
-    Stream,
-    TimerName,
-    WakeListening,
-)
+from speakerd import effects as fx
 from speakerd.events import PlaybackDrained, TimerFired
 
 if TYPE_CHECKING:
@@ -43,69 +24,69 @@ class Executor:
 
     def __init__(self, daemon: Daemon) -> None:
         self._d = daemon
-        self._timers: dict[TimerName, asyncio.TimerHandle] = {}
+        self._timers: dict[fx.TimerName, asyncio.TimerHandle] = {}
 
-    def apply_all(self, effects: list[Effect]) -> None:
+    def apply_all(self, effects: list[fx.Effect]) -> None:
         for effect in effects:
             try:
                 self.apply(effect)
             except Exception:
                 log.exception("effect %s failed", effect.kind)
 
-    def apply(self, effect: Effect) -> None:
+    def apply(self, effect: fx.Effect) -> None:
         d = self._d
         parts = d.parts
         session = d.conversation.session
         match effect:
-            case Show(state=name):
+            case fx.Show(state=name):
                 d.show(name)
-            case Earcon(name=name):
+            case fx.Earcon(name=name):
                 if parts.player is not None:
                     parts.player.play_earcon(name)
-            case OpenSession(frame_index=index):
+            case fx.OpenSession(frame_index=index):
                 d.conversation.open(index)
-            case CloseSession():
+            case fx.CloseSession():
                 d.conversation.close()
-            case Stream(on=on):
+            case fx.Stream(on=on):
                 d.streaming = on
                 d.speech.reset()
-            case EndAudioStream():
+            case fx.EndAudioStream():
                 if session is not None:
                     session.end_audio_stream()
-            case ActivityStart():
+            case fx.ActivityStart():
                 if session is not None:
                     session.activity_start()
-            case ActivityEnd():
+            case fx.ActivityEnd():
                 if session is not None:
                     session.activity_end()
-            case SendText(text=text):
+            case fx.SendText(text=text):
                 if session is not None and text:
                     session.send_text(text)
-            case FlushPlayback():
+            case fx.FlushPlayback():
                 if parts.player is not None:
                     parts.player.flush()
-            case Play(pcm=pcm):
+            case fx.Play(pcm=pcm):
                 if parts.player is not None and pcm:
                     parts.player.play(pcm)
                     self._watch_drain()
-            case WakeListening(on=on):
+            case fx.WakeListening(on=on):
                 d.set_wake_listening(on)
-            case Mic(on=on):
+            case fx.Mic(on=on):
                 if parts.capture is not None:
                     parts.capture.set_muted(not on)
                 d.health.expect_frames(on and not d.machine.mic_failed)
-            case StartTimer(timer=timer, seconds=seconds):
+            case fx.StartTimer(timer=timer, seconds=seconds):
                 self.start_timer(timer, seconds)
-            case CancelTimer(timer=timer):
+            case fx.CancelTimer(timer=timer):
                 self.cancel_timer(timer)
-            case Log(text=text):
+            case fx.Log(text=text):
                 log.info("%s", text)
             case _:
                 assert_never(effect)
 
     # Conversation timers --------------------------------------------------------------------------
 
-    def start_timer(self, name: TimerName, seconds: float) -> None:
+    def start_timer(self, name: fx.TimerName, seconds: float) -> None:
         self.cancel_timer(name)
 
         def fire() -> None:
@@ -114,7 +95,7 @@ class Executor:
 
         self._timers[name] = self._d.loop.call_later(seconds, fire)
 
-    def cancel_timer(self, name: TimerName) -> None:
+    def cancel_timer(self, name: fx.TimerName) -> None:
         handle = self._timers.pop(name, None)
         if handle is not None:
             handle.cancel()

@@ -65,7 +65,7 @@ async def start(d: Daemon) -> None:
         except StartupError as e:
             raise StartupError(str(e).replace("wakeword.models", "wakeword.stop_model")) from None
         d.parts.stop_detector.pause()
-    d.parts.capture, d.parts.player = d.backends.audio.open(
+    d.parts.capture, d.parts.player = d.backends.audio(
         s.audio, s.state.directory, d.loop, d.on_frame, d.on_fault)
     d.parts.player.start()
     d.parts.capture.start()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+from typing import TypedDict, Unpack
 
 from google.genai import types
 
@@ -19,21 +20,21 @@ from speakerd.models import options_for as options_for  # re-exported: the table
 log = logging.getLogger("speakerd.live")
 
 
+class ConnectOptions(TypedDict, total=False):
+    """Per-connection choices on top of the settings (see ``connect_config_and_warnings``)."""
+
+    handle: str | None
+    push_to_talk: bool
+    force_compression: bool
+    media_resolution: str | None
+
+
 def build_connect_config(
-    live: LiveSettings,
-    tools: ToolRegistry | None = None,
-    *,
-    handle: str | None = None,
-    push_to_talk: bool = False,
-    force_compression: bool = False,
-    media_resolution: str | None = None,
+    live: LiveSettings, tools: ToolRegistry | None = None, **options: Unpack[ConnectOptions]
 ) -> types.LiveConnectConfig:
     """The setup for one connection; options this model does not take are left out (see
     :func:`connect_config_warnings` for the lines saying so)."""
-    return connect_config_and_warnings(
-        live, tools, handle=handle, push_to_talk=push_to_talk, force_compression=force_compression,
-        media_resolution=media_resolution,
-    )[0]
+    return connect_config_and_warnings(live, tools, **options)[0]
 
 
 def connect_config_warnings(live: LiveSettings, tools: ToolRegistry | None = None) -> list[str]:

@@ -96,7 +96,7 @@ class FakeAudio:
     speaker: FakeSpeaker = field(default_factory=FakeSpeaker)
     on_fault: Callable[[DeviceFault], None] | None = None
 
-    def open(self, settings: config.AudioSettings, state_dir: Path, loop: asyncio.AbstractEventLoop,
+    def __call__(self, settings: config.AudioSettings, state_dir: Path, loop: asyncio.AbstractEventLoop,
              on_frame: Callable[[AudioFrame], None],
              on_fault: Callable[[DeviceFault], None]) -> tuple[FakeMic, FakeSpeaker]:
         self.mic = FakeMic(on_frame)
