@@ -5,7 +5,8 @@
 SPEAKERD_BUILD_PKGS=(python3-venv python3-dev gcc pkg-config portaudio19-dev libsystemd-dev)
 SPEAKERD_RIG_PKGS=(espeak-ng sox alsa-utils systemd)
 # Only for scripts/test.sh: systemd-container boots the shipped unit under a real systemd, and a
-# PulseAudio server behind ALSA's pulse plugin is a microphone that can vanish mid-stream.
+# PulseAudio server behind ALSA's pulse plugin is a microphone that can vanish mid-stream; tzdata
+# gives the timer tests Europe/Berlin's daylight-saving rules.
 SPEAKERD_TEST_PKGS=(systemd-container libasound2-plugins tzdata)
 
 # test_pkgs: SPEAKERD_TEST_PKGS, plus pulseaudio unless PipeWire serves Pulse clients here
