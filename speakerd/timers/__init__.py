@@ -8,6 +8,7 @@ are not imported here: ``speakerctl`` needs only ``format`` and should not load 
 from speakerd.timers.clock import Clock, FakeClock, SystemClock, TimezoneError, resolve_timezone
 from speakerd.timers.format import format_cancelled, format_timers, view, views
 from speakerd.timers.model import Item, Kind
+from speakerd.timers.ringer import Ringer
 from speakerd.timers.scheduler import OnDue, Scheduler, TimerError
 from speakerd.timers.settings import ClockSettings, TimersSettings
 from speakerd.timers.store import TimerStore
@@ -19,6 +20,7 @@ __all__ = [
     "Item",
     "Kind",
     "OnDue",
+    "Ringer",
     "Scheduler",
     "SystemClock",
     "TimerError",

@@ -48,7 +48,6 @@ class Scheduler:
         self._next_id = 1
         self._handle: asyncio.TimerHandle | None = None
         self.armed_delay: float | None = None  # seconds the loop timer was last armed for (tests)
-        self.ringing: list[Item] = []  # rung and not yet dismissed
         self._offset = 0.0  # wall minus monotonic at the last check
         self._started = False
 
@@ -164,11 +163,6 @@ class Scheduler:
             self._arm()
         return gone
 
-    def dismiss(self) -> list[Item]:
-        """Stop what is ringing (the daemon stops the sound); returns what was ringing."""
-        out, self.ringing = self.ringing, []
-        return out
-
     # Firing -----------------------------------------------------------------------------------------
 
     def check(self) -> None:
@@ -206,7 +200,6 @@ class Scheduler:
             log.info("timers: %s %s%s is due%s", item.kind, item.id,
                      f" ({item.label})" if item.label and item.kind != "reminder" else "",
                      " (late)" if late else "")
-            self.ringing.append(item)
             try:
                 self.on_due(item, late)
             except Exception as e:  # a failing ringer must not stop the other items
