@@ -49,6 +49,7 @@ class Scheduler:
         self._handle: asyncio.TimerHandle | None = None
         self.armed_delay: float | None = None  # seconds the loop timer was last armed for (tests)
         self._offset = 0.0  # wall minus monotonic at the last check
+        self._wall_based: set[str] = set()  # timers from an earlier boot: their wall end is the intent
         self._started = False
 
     # Life cycle -------------------------------------------------------------------------------------
@@ -63,6 +64,7 @@ class Scheduler:
             if item.kind == "timer":
                 if not (boot is not None and item.boot == boot and item.mono_due is not None):
                     item = replace(item, mono_due=mono + (item.due - wall), boot=boot)
+                    self._wall_based.add(item.id)
                 else:  # same boot: the monotonic end is the truth, even if the wall clock moved
                     item = replace(item, due=wall + (item.mono_due - mono))
             self._items[item.id] = item
@@ -158,6 +160,7 @@ class Scheduler:
 
     def cancel(self, ids: Iterable[str]) -> list[Item]:
         gone = [self._items.pop(i) for i in list(ids) if i in self._items]
+        self._wall_based.difference_update(i.id for i in gone)
         if gone:
             self._save()
             self._arm()
@@ -188,6 +191,7 @@ class Scheduler:
                     item.hour, item.minute, item.weekdays, after, self.tz))
             else:
                 del self._items[item.id]
+                self._wall_based.discard(item.id)
             if overdue > self.settings.late_max_minutes * 60:
                 log.warning("timers: %s %s was due %s ago; too long to ring it now", item.kind,
                             item.id, duration_words(overdue))
@@ -214,7 +218,13 @@ class Scheduler:
         log.info("timers: the wall clock was set %s by %.0f s; timers keep their duration, alarms "
                  "follow the clock", "forwards" if moved > 0 else "backwards", abs(moved))
         for item in list(self._items.values()):
-            if item.kind == "timer" and item.mono_due is not None:
+            if item.kind != "timer" or item.mono_due is None:
+                continue
+            if item.id in self._wall_based:
+                # Set before this boot and measured from a clock that was wrong at start (a Pi
+                # without RTC before its first sync): the corrected clock and the end decide.
+                self._items[item.id] = replace(item, mono_due=mono + (item.due - wall))
+            else:
                 self._items[item.id] = replace(item, due=wall + (item.mono_due - mono))
         self._save()
 

@@ -116,6 +116,20 @@ async def test_wall_clock_set_forwards(rig: Rig) -> None:
     s.close()
 
 
+async def test_timer_from_before_a_reboot_follows_the_clock_corrected_after_start(rig: Rig) -> None:
+    s = rig.make()
+    s.add_timer(3600, "bread")
+    s.close()
+    # Off for 10 minutes, but the Pi starts with its clock 2 hours behind (no RTC, no NTP yet).
+    rig.clock.reboot(down_seconds=600 - 7200)
+    s2 = rig.make()
+    assert rig.rings.calls == []
+    rig.clock.jump(7200)  # NTP's first sync
+    s2.check()
+    assert s2.left(s2.items()[0]) == pytest.approx(3000)  # the hour, less the 10 minutes off
+    s2.close()
+
+
 async def test_wall_clock_set_backwards(rig: Rig) -> None:
     s = rig.make()
     s.add_alarm(8, 1)
