@@ -120,3 +120,29 @@ async def test_speak_false_and_offline(speak: bool, caplog: pytest.LogCaptureFix
 def test_spoken_text() -> None:
     assert spoken_text(timer("1"), False) is None
     assert spoken_text(Item("1", "alarm", 0, 0, "Wake up!", hour=7, minute=0, after=0), False) == "Alarm: Wake up."
+
+
+async def test_scheduler_and_ringer_on_the_real_loop(tmp_path: object) -> None:
+    """Wired as the daemon wires them: real clocks, the real loop timer, recorders for devices."""
+    from pathlib import Path
+
+    from speakerd.timers import Scheduler, SystemClock, TimerStore
+    from tests.timers.conftest import BERLIN
+
+    said = asyncio.Event()
+    sp = Speaker()
+
+    async def speak(text: str) -> None:
+        sp.said.append(text)
+        said.set()
+
+    ringer = Ringer(TimersSettings(ring_max_seconds=2), play=sp.play, stop_sound=lambda: None,
+                    show=sp.leds.append, speak=speak, now=lambda: sp.t)
+    sched = Scheduler(TimerStore(Path(str(tmp_path))), TimersSettings(), BERLIN, ringer.on_due,
+                      clock=SystemClock())
+    sched.start()
+    sched.add_timer(1, "quick")
+    await asyncio.wait_for(said.wait(), timeout=30)
+    assert sp.said == ["Timer: quick."] and sp.leds == [True, False] and sp.plays == 2
+    sched.close()
+    await ringer.close()
