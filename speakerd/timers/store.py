@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,9 +42,15 @@ class TimerStore:
             raw = self.path.read_bytes()
         except FileNotFoundError:
             return Loaded([], 1)
-        except OSError as e:
-            log.warning("cannot read the timers file %s (%s); starting with no timers",
-                        self.path, e.strerror or e)
+        except OSError as e:  # unreadable, yet maybe not lost: move it aside, do not write over it
+            aside = self.path.with_name(self.path.name + ".bad")
+            try:
+                os.replace(self.path, aside)
+                kept = f"moved to {aside}"
+            except OSError:
+                kept = "left in place"
+            log.warning("cannot read the timers file %s (%s); %s; starting with no timers",
+                        self.path, e.strerror or e, kept)
             return Loaded([], 1)
         try:
             data = json.loads(raw.decode("utf-8"))

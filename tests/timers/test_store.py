@@ -63,6 +63,13 @@ def test_unwritable_state_is_one_warning(tmp_path: Path, caplog: pytest.LogCaptu
     assert store.save([], 1) is True and "writable again" in caplog.text
 
 
+def test_a_file_that_cannot_be_read_is_moved_aside(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "timers.json").mkdir()  # EISDIR on read, for root as well
+    assert TimerStore(tmp_path).load(BERLIN).items == []
+    assert (tmp_path / "timers.json.bad").is_dir() and not (tmp_path / "timers.json").exists()
+    assert "moved to" in caplog.text and TimerStore(tmp_path).save([], 1)
+
+
 def test_save_is_atomic_and_private(tmp_path: Path) -> None:
     store = TimerStore(tmp_path / "state")
     assert store.save([], 7)
