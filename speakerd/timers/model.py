@@ -172,13 +172,17 @@ def parse_when(text: str, now: float, tz: dt.tzinfo) -> dt.datetime:
     an offset, which is converted to local time) is that moment. ValueError in words otherwise.
     """
     text = text.strip()
-    if len(text) <= 5 and ":" in text:
+    if "-" not in text and ":" in text:  # a time of day alone; seconds, if any, must be :00
+        if text.count(":") == 2 and text.endswith(":00"):
+            text = text[:-3]
         h, m = parse_hhmm(text)
         return dt.datetime.fromtimestamp(next_alarm(h, m, (), now, tz), tz).replace(tzinfo=None, fold=0)
     try:
         when = dt.datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{text!r} is not a time like 18:30 or 2026-12-24T18:30") from None
+    if len(text) <= 10:  # "2026-12-24": a date is not a time to ring
+        raise ValueError(f"{text!r} has no time of day; give one, like 2026-12-24T18:30")
     if when.tzinfo is not None:
         when = when.astimezone(tz).replace(tzinfo=None)
     return when.replace(second=0, microsecond=0, fold=0)

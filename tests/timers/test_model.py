@@ -84,8 +84,13 @@ def test_reminder_times() -> None:
     assert parse_when("21:00", now, BERLIN) == dt.datetime(2026, 12, 2, 21, 0)
     assert parse_when("2026-12-24T18:30", now, BERLIN) == dt.datetime(2026, 12, 24, 18, 30)
     assert parse_when("2026-12-24 18:30:45+00:00", now, BERLIN) == dt.datetime(2026, 12, 24, 19, 30)
+    assert parse_when("18:30:00", now, BERLIN) == dt.datetime(2026, 12, 3, 18, 30)
     with pytest.raises(ValueError, match="not a time"):
         parse_when("christmas", now, BERLIN)
+    with pytest.raises(ValueError, match="no time of day"):
+        parse_when("2026-12-24", now, BERLIN)
+    with pytest.raises(ValueError, match="not a time like 07:30"):
+        parse_when("18:30:15", now, BERLIN)
 
 
 def test_duration_words() -> None:
