@@ -230,12 +230,17 @@ class Player:
         """wake, end, error, mute, unmute (or camera), at ``earcon_volume``; off with ``earcons = false``."""
         if not self.settings.earcons:
             return
+        self.play_sound(name, self.settings.earcon_volume)
+
+    def play_sound(self, name: str, volume: int) -> None:
+        """An earcon-directory sound at ``volume`` percent, whatever ``earcons`` says: the alarm,
+        which must ring even on a speaker whose owner turned the beeps off."""
         try:
             pcm, rate = earcons.load(name, self.settings.earcon_dir)
         except earcons.EarconError as e:
             log.warning("%s", e)
             return
-        gain = self.settings.earcon_volume / 100
+        gain = volume / 100
         with self._lock:
             if self._rate:
                 data, at = resample_once(pcm, rate, self._rate).astype(np.float32) * gain, self._rate
