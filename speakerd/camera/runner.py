@@ -1,7 +1,10 @@
 """The camera runner: continuous streaming between ``start`` and ``stop``, snapshots and looks.
 
 Why this shape: a single "latest frame" slot sits between the capture thread and the loop, so a
-slow network drops old frames instead of falling behind.
+slow network drops old frames instead of falling behind. Each start..stop is a stream of its own
+(thread, slot, pump), and the stops run in the order they were issued: a wake right after a
+conversation ends may start the camera while the last stop is still waiting for a send, and the new
+stream then begins once that stop is done, instead of raising or being cut off by it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import inspect
 import logging
 import threading
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from speakerd.camera.encoding import CameraStats, Grabber
 from speakerd.camera.sources import CameraError, Source, make_source, one_line, probe
@@ -21,6 +25,25 @@ log = logging.getLogger("speakerd.camera")
 
 OnJpeg = Callable[[bytes], Awaitable[None] | None]
 OnActive = Callable[[bool], None]
+OnError = Callable[[str], None]
+
+SEND_GRACE = 5.0  # seconds a stop lets a send in progress finish (cancelling could cut a frame)
+JOIN_TIMEOUT = 3.0  # seconds a stop waits for the capture thread before leaving it behind
+
+
+@dataclass(eq=False)
+class _Stream:
+    """One start..stop of continuous mode; an old stream winding down never touches a new one."""
+
+    loop: asyncio.AbstractEventLoop
+    on_jpeg: OnJpeg  # replaced by a second start: the newest callback wins
+    on_error: OnError | None
+    stop: threading.Event = field(default_factory=threading.Event)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    slot: bytes | None = None  # the latest encoded frame the pump has not taken yet
+    slot_lock: threading.Lock = field(default_factory=threading.Lock)
+    thread: threading.Thread | None = None
+    pump: asyncio.Task[None] | None = None
 
 
 class Camera:
@@ -33,26 +56,32 @@ class Camera:
         self.source = source
         self.on_active = on_active
         self.stats = CameraStats()
+        self.join_timeout = JOIN_TIMEOUT
         self._grabber = Grabber(settings, source, self.stats)
-        self.period = self._grabber.period
         self._closing = threading.Event()  # wakes a capture waiting for its turn
-        self._thread: threading.Thread | None = None
-        self._pump: asyncio.Task[None] | None = None
-        self._wake: asyncio.Event | None = None
-        self._slot: bytes | None = None
-        self._slot_lock = threading.Lock()
-        self._continuous = False
-        self._stop_event = threading.Event()
-        self._active_users = 0  # on the loop: streaming, snapshots and looks in progress
+        self._stream: _Stream | None = None  # the stream between start and stop
+        self._stopping: asyncio.Task[None] | None = None  # the latest stop issued
+        self._active_users = 0  # on the loop: streams, snapshots and looks in progress
+
+    @property
+    def period(self) -> float:
+        return self._grabber.period
 
     @property
     def running(self) -> bool:
-        """Continuous mode is on (between start and stop)."""
-        return self._continuous
+        """Continuous mode is on: started and not stopped (a stop in progress counts as stopped)."""
+        return self._stream is not None
 
-    # ---- the privacy indication ---------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        """Capture in some form is in progress: what ``on_active`` last reported (the privacy light).
+
+        A start right after a stop keeps it on throughout, so ``on_active`` is not called again.
+        """
+        return self._active_users > 0
 
     def _active(self, delta: int) -> None:
+        """Tell ``on_active`` when capture in any form begins or ends (the privacy LED, the earcon)."""
         before = self._active_users
         self._active_users += delta
         if self.on_active is not None and (before == 0) != (self._active_users == 0):
@@ -61,76 +90,46 @@ class Camera:
             except Exception:
                 log.exception("camera: the on_active callback failed")
 
-    # ---- capture (worker threads) -------------------------------------------------------
-
-    def _run(
-        self, stop: threading.Event, loop: asyncio.AbstractEventLoop, on_error: Callable[[str], None] | None
-    ) -> None:
-        try:
-            while not stop.is_set():
-                data = self._grabber.capture(stop)
-                if data is None:
-                    break
-                with self._slot_lock:
-                    if self._slot is not None:
-                        self.stats.dropped += 1  # the consumer has not taken the last one: latest wins
-                    self._slot = data
-                wake = self._wake
-                if wake is not None:
-                    loop.call_soon_threadsafe(wake.set)
-        except Exception as e:
-            self.stats.errors += 1
-            msg = str(e) if isinstance(e, CameraError) else f"camera: capture failed: {one_line(e)}"
-            log.warning("%s; the camera stops sending", msg)
-            if on_error is not None:
-                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody to tell
-                    loop.call_soon_threadsafe(on_error, msg)
-        finally:
-            self._grabber.use(-1)
-
     # ---- continuous mode ----------------------------------------------------------------
 
     def start(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        on_jpeg: OnJpeg,
-        on_error: Callable[[str], None] | None = None,
+        self, loop: asyncio.AbstractEventLoop, on_jpeg: OnJpeg, on_error: OnError | None = None
     ) -> None:
         """Stream frames to ``on_jpeg`` (called on ``loop``) at most ``fps`` a second until :meth:`stop`.
 
         ``on_jpeg`` may return an awaitable (e.g. the send); the next frame waits for it, and frames
-        captured meanwhile replace each other. Call on the loop's thread.
+        captured meanwhile replace each other. Call on the loop's thread. Starting again while
+        streaming only swaps the callbacks; starting while a stop is in progress begins after it.
         """
-        if self._continuous:
-            raise RuntimeError("the camera is already streaming")
-        self._continuous = True
+        if self._stream is not None:
+            self._stream.on_jpeg, self._stream.on_error = on_jpeg, on_error
+            return
+        s = _Stream(loop, on_jpeg, on_error)
+        self._stream = s
         self._active(+1)
-        self._wake = asyncio.Event()
-        self._slot = None
-        stop = threading.Event()
-        self._stop_event = stop
-        self._grabber.use(+1)
-        self._thread = threading.Thread(
-            target=self._run, args=(stop, loop, on_error), name="camera", daemon=True
-        )
-        self._pump = loop.create_task(self._deliver(on_jpeg, stop), name="camera-pump")
-        self._thread.start()
+        after = self._stopping if self._stopping is not None and not self._stopping.done() else None
+        s.pump = loop.create_task(self._pump(s, after), name="camera-pump")
 
-    async def _deliver(self, on_jpeg: OnJpeg, stop: threading.Event) -> None:
-        wake = self._wake
-        assert wake is not None
+    async def _pump(self, s: _Stream, after: asyncio.Task[None] | None) -> None:
+        if after is not None:
+            await asyncio.wait({after})  # the previous stream ends first, however its stop ends
+        if s.stop.is_set():
+            return
+        self._grabber.use(+1)
+        s.thread = threading.Thread(target=self._run, args=(s,), name="camera", daemon=True)
+        s.thread.start()
         while True:
-            await wake.wait()
-            wake.clear()
-            if stop.is_set():
+            await s.wake.wait()
+            s.wake.clear()
+            if s.stop.is_set():
                 return
-            with self._slot_lock:
-                data, self._slot = self._slot, None
+            with s.slot_lock:
+                data, s.slot = s.slot, None
             if data is None:
                 continue
             self.stats.delivered += 1
             try:
-                result = on_jpeg(data)
+                result = s.on_jpeg(data)
                 if inspect.isawaitable(result):
                     await result
             except asyncio.CancelledError:
@@ -138,31 +137,80 @@ class Camera:
             except Exception as e:
                 log.warning("camera: sending a frame failed: %s", one_line(e))
 
-    async def stop(self) -> None:
-        """Stop streaming; once this returns, ``on_jpeg`` is not called again."""
-        if not self._continuous:
+    def _run(self, s: _Stream) -> None:
+        """The capture thread of one stream: frames into its slot until its stop is set."""
+        try:
+            while not s.stop.is_set():
+                data = self._grabber.capture(s.stop)
+                if data is None:
+                    break
+                with s.slot_lock:
+                    if s.slot is not None:
+                        self.stats.dropped += 1  # the consumer has not taken the last one: latest wins
+                    s.slot = data
+                s.loop.call_soon_threadsafe(s.wake.set)
+        except RuntimeError as e:
+            if not s.loop.is_closed():
+                self._failed(s, e)  # else the daemon is gone: nobody to deliver to or tell
+        except Exception as e:
+            self._failed(s, e)
+        finally:
+            self._grabber.use(-1)
+
+    def _failed(self, s: _Stream, e: Exception) -> None:
+        self.stats.errors += 1
+        msg = str(e) if isinstance(e, CameraError) else f"camera: capture failed: {one_line(e)}"
+        log.warning("%s; the camera stops sending", msg)
+        if s.on_error is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody to tell
+                s.loop.call_soon_threadsafe(s.on_error, msg)
+
+    def stop(self) -> asyncio.Task[None]:
+        """Stop streaming now; await the task for the end: then ``on_jpeg`` is not called again.
+
+        Call on the loop's thread. Safe to repeat: a second stop waits for the first. A send in
+        progress gets ``SEND_GRACE`` seconds; a capture thread stuck in its driver is left behind
+        after ``join_timeout`` with one warning, rather than holding up the loop.
+        """
+        s, self._stream = self._stream, None
+        before = self._stopping
+        if s is None and before is not None and not before.done():
+            return before
+        if s is not None:
+            s.stop.set()  # nothing new reaches on_jpeg from here on
+            s.wake.set()
+        task = asyncio.get_running_loop().create_task(self._finish(s, before), name="camera-stop")
+        if s is not None:
+            # A callback, not a finally: it runs even when the task is cancelled before it starts.
+            task.add_done_callback(lambda _: self._ended(s))
+        self._stopping = task
+        return task
+
+    async def _finish(self, s: _Stream | None, before: asyncio.Task[None] | None) -> None:
+        if before is not None:
+            await asyncio.wait({before})  # stops end in the order they were issued
+        if s is None:
             return
-        stop = self._stop_event
-        stop.set()
-        if self._wake is not None:
-            self._wake.set()
-        if self._pump is not None:
-            # Let a send in progress finish (cancelling it could cut a WebSocket frame in half).
-            done, _ = await asyncio.wait({self._pump}, timeout=5.0)
+        if s.pump is not None:
+            done, _ = await asyncio.wait({s.pump}, timeout=SEND_GRACE)
             if not done:
-                self._pump.cancel()
+                s.pump.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await self._pump
-            self._pump = None
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join)
-            self._thread = None
-        with self._slot_lock:
-            if self._slot is not None:
+                    await s.pump
+        if s.thread is not None:
+            await asyncio.to_thread(s.thread.join, self.join_timeout)
+            if s.thread.is_alive():
+                log.warning(
+                    "camera: the capture thread did not stop within %g s (a stuck camera driver?); "
+                    "leaving it behind", self.join_timeout,
+                )
+
+    def _ended(self, s: _Stream) -> None:
+        """A stream's stop is over, done or cancelled: its last frame is dropped, its light goes."""
+        with s.slot_lock:
+            if s.slot is not None:
                 self.stats.dropped += 1
-                self._slot = None
-        self._continuous = False
-        self._wake = None
+                s.slot = None
         self._active(-1)
 
     # ---- on request ---------------------------------------------------------------------
@@ -218,8 +266,13 @@ class Camera:
     async def close(self) -> None:
         """Stop everything and release the device (daemon shutdown)."""
         self._closing.set()
-        await self.stop()
-
+        task = self.stop()
+        try:
+            await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # close itself was cancelled; else someone cancelled the stop task: it is over
 
 
 def open_camera(settings: CameraSettings, *, on_active: OnActive | None = None) -> Camera | None:
