@@ -251,3 +251,27 @@ async def test_a_wake_word_model_that_cannot_load_is_a_startup_error(tmp_path: P
     assert not await daemon.start()
     assert fakes.audio.mic is None  # nothing else was opened, and the control socket is gone
     assert not (tmp_path / "control.sock").exists()
+
+
+async def test_a_quick_re_wake_with_the_camera_always_on(tmp_path: Path) -> None:
+    """The old session's camera stop is still pending when the new session starts the camera."""
+    from PIL import Image
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(frames / "a.png")
+    fakes = Fakes()
+    camera = {"enabled": True, "source": "files", "device": str(frames), "width": 64, "height": 64,
+              "fps": 5.0, "send": "always"}
+    async with running(tmp_path, fakes, camera=camera) as daemon:
+        await wake(daemon, fakes)
+        first = fakes.session
+        await until(lambda: any(kind == "video" for kind, _ in first.sent), "frames to the first session")
+        daemon.user_action("end")
+        await wake(daemon, fakes)  # at once: camera.stop() of the first session has not run yet
+        second = fakes.session
+        assert second is not first and state(daemon) == "listening"
+        await until(lambda: any(kind == "video" for kind, _ in second.sent), "frames to the new session")
+        sent_to_first = sum(1 for kind, _ in first.sent if kind == "video")
+        await asyncio.sleep(0.5)
+        assert sum(1 for kind, _ in first.sent if kind == "video") == sent_to_first  # the old one gets none
