@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 State = Literal[
-    "booting", "idle", "wake", "listening", "thinking", "speaking", "muted", "offline", "error"
+    "booting", "idle", "wake", "listening", "thinking", "speaking", "muted", "offline", "error", "alarm"
 ]
 STATES: tuple[State, ...] = get_args(State)
 TimerName = Literal["follow_up", "idle_timeout", "max_session"]
@@ -47,9 +47,11 @@ class Earcon(_Effect):
 
 @dataclass(frozen=True, slots=True)
 class OpenSession(_Effect):
-    """Open (or resume) a Live session; stream the pre-roll from ``frame_index`` on once open."""
+    """Open (or resume) a Live session; stream the pre-roll from ``frame_index`` on once open.
+    ``fresh``: a session that neither resumes nor replaces the kept conversation (announcements)."""
 
     frame_index: int | None
+    fresh: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +136,18 @@ class Log(_Effect):
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class HoldPlayback(_Effect):
+    """Hold reply audio where it is (``on``) or let it go on: an alarm rings over a paused reply."""
+
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DismissAlarm(_Effect):
+    """Stop the ringing alarm; what it was for is said next."""
+
+
 Effect = (
     Show
     | Earcon
@@ -151,4 +165,6 @@ Effect = (
     | StartTimer
     | CancelTimer
     | Log
+    | HoldPlayback
+    | DismissAlarm
 )

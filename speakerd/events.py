@@ -61,7 +61,9 @@ class ButtonEvent:
 
 # The daemon's own events: what the user and the loop itself decide --------------------------------
 
-Action = Literal["interrupt", "wake", "end", "mute", "unmute", "mute_toggle", "ptt_start", "ptt_end"]
+Action = Literal[
+    "interrupt", "wake", "end", "mute", "unmute", "mute_toggle", "ptt_start", "ptt_end", "stop"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,20 @@ class PlaybackDrained:
 @dataclass(frozen=True, slots=True)
 class TimerFired:
     name: TimerName
+
+
+@dataclass(frozen=True, slots=True)
+class Announce:
+    """Say ``prompt``'s text through a short session of its own (no microphone, nothing kept)."""
+
+    prompt: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmRinging:
+    """A timer, alarm or reminder started (``on``) or stopped ringing (dismissed or timed out)."""
+
+    on: bool
 
 
 # Live session -------------------------------------------------------------------------------------

@@ -60,6 +60,12 @@ class Speaker(Protocol):
 
     def play_earcon(self, name: str) -> None: ...
 
+    def play_sound(self, name: str, volume: int, *, absolute: bool = False) -> None: ...
+
+    def hold(self, on: bool) -> None: ...
+
+    def drop_sounds(self) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -119,7 +125,8 @@ class LiveSessionPort(Protocol):
 
 class SessionFactory(Protocol):
     def __call__(
-        self, cfg: Config, report: Callable[[LiveEvent], None], *, tools: ToolRegistry, force_compression: bool
+        self, cfg: Config, report: Callable[[LiveEvent], None], *, tools: ToolRegistry, force_compression: bool,
+        fresh: bool = False,
     ) -> LiveSessionPort: ...
 
 

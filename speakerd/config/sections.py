@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from speakerd.effects import STATES
+from speakerd.timers.settings import ClockSettings, TimersSettings
 
 ENV_PREFIX = "SPEAKERD_"
 BuiltinTool = Literal["set_volume", "end_conversation", "current_time"]
@@ -158,6 +159,7 @@ class ConversationSettings(_Section):
     idle_timeout_seconds: Annotated[float, Field(gt=0)] = 15.0  # wake with no speech at all
     max_session_seconds: Annotated[float, Field(gt=0)] = 600.0
     resume: bool = True  # keep the conversation across wakes and restarts (2 h handle)
+    announce_max_chars: Annotated[int, Field(ge=1, le=2000)] = 400  # speakerctl announce, MQTT
 
 
 class PatternSettings(_Section):
@@ -306,6 +308,8 @@ class Settings(BaseSettings):
     control: ControlSettings = ControlSettings()
     logging: LoggingSettings = LoggingSettings()
     camera: CameraSettings = CameraSettings()
+    clock: ClockSettings = ClockSettings()
+    timers: TimersSettings = TimersSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from speakerd.control import ControlError
-from speakerd.events import SayText
+from speakerd.events import SayText, UserAction
 
 if TYPE_CHECKING:
     from speakerd.daemon.core import Daemon
@@ -34,6 +34,10 @@ class Commands:
             "say": self._say,
             "volume": self._volume,
             "press": self._press,
+            "stop": self._stop,
+            "timers": self._timers,
+            "cancel": self._cancel,
+            "announce": self._announce,
         }
 
     async def handle(self, command: str, argument: Any) -> dict[str, Any]:
@@ -76,6 +80,40 @@ class Commands:
             raise ControlError("no speaker")
         player.volume = argument
         return {"message": f"volume {argument}"}
+
+    async def _stop(self, _argument: Any) -> dict[str, Any]:
+        if not self._d.machine.alarm:
+            return {"message": "nothing is ringing"}
+        self._d.post(UserAction("stop"))
+        return {"message": "alarm stopped"}
+
+    async def _timers(self, _argument: Any) -> dict[str, Any]:
+        from speakerd.timers import format_timers
+
+        items = self._d.alarms.listing()
+        return {"message": format_timers(items), "timers": items}
+
+    async def _cancel(self, argument: Any) -> dict[str, Any]:
+        if not isinstance(argument, str) or not argument.strip():
+            raise ControlError("cancel needs the id of a timer, alarm or reminder (see speakerctl timers)")
+        cancelled = self._d.alarms.cancel(argument.strip())
+        if not cancelled:
+            raise ControlError(f"no timer, alarm or reminder has the id {argument.strip()!r}")
+        return {"message": f"cancelled {argument.strip()}", "cancelled": cancelled}
+
+    async def _announce(self, argument: Any) -> dict[str, Any]:
+        """``{"text": ..., "force": bool}``: said after a chime, behind a running conversation."""
+        text, force = (argument.get("text"), bool(argument.get("force"))) if isinstance(argument, dict) \
+            else (argument, False)
+        if not isinstance(text, str) or not text.strip():
+            raise ControlError("announce needs some text")
+        limit = self._d.cfg.settings.conversation.announce_max_chars
+        if len(text) > limit:
+            raise ControlError(f"an announcement is at most {limit} characters (got {len(text)})")
+        if self._d.machine.muted and not force:
+            raise ControlError("the speaker is muted; unmute first or use --force")
+        self._d.announcements.announce(" ".join(text.split()))
+        return {"message": "queued" if self._d.machine.in_conversation else "announcing"}
 
     async def _press(self, argument: Any) -> dict[str, Any]:
         """Drive the mock button pin as a finger would: the real gpiozero Button sees the edges."""

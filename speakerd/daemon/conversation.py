@@ -35,7 +35,7 @@ class Conversation:
         self.ignored_events = 0  # from superseded sessions (diagnostics and tests)
         self._camera_announced = False
 
-    def open(self, frame_index: int | None) -> None:
+    def open(self, frame_index: int | None, *, fresh: bool = False) -> None:
         d = self._d
         d.metrics.conversations += 1
         session: LiveSessionPort | None = None
@@ -48,7 +48,7 @@ class Conversation:
                 log.debug("ignored %s from a superseded session", type(event).__name__)
 
         session = d.sessions(
-            d.cfg, report, tools=d.tools,
+            d.cfg, report, tools=d.tools, fresh=fresh,
             force_compression=d.parts.camera is not None,  # audio+video sessions end at 2 min without it
         )
         self.session = session
@@ -57,6 +57,8 @@ class Conversation:
         camera = d.parts.camera
         if camera is not None and d.cfg.settings.camera.send == "always":
             camera.start(d.loop, session.send_video)
+            if camera.active:  # the light stayed on from the conversation before: tell the room again
+                self.camera_active(True)
         if frame_index is not None:
             for frame in d.preroll.since(frame_index):
                 session.send_audio(frame.pcm)
@@ -71,6 +73,10 @@ class Conversation:
 
     def close(self) -> None:
         session, self.session = self.session, None
+        if self._d.announcements.current is not None:
+            self._d.announcements.finished(self._d.machine.error)
+        else:
+            self._d.loop.call_soon(self._d.announcements.pump)  # one may have waited for this conversation
         camera = self._d.parts.camera
         if camera is not None and camera.running:
             self._d.tasks.spawn(camera.stop(), "camera-stop")
@@ -93,6 +99,8 @@ class Conversation:
         d = self._d
         match event:
             case ev.Transcript(role=role, text=text):
+                if role == "model":
+                    d.announcements.heard(text)
                 if d.cfg.settings.logging.transcripts and text.strip():
                     log.info("%s: %s", "you" if role == "user" else "speaker", text.strip(),
                              extra=systemd.fields(role=role, session_id=self.session_id or ""))

@@ -19,6 +19,8 @@ from google.genai import types
 from speakerd import config, state, systemd
 from speakerd.audio import AudioDeviceError, PrerollBuffer
 from speakerd.daemon import parts as parts_
+from speakerd.daemon.alarms import Alarms
+from speakerd.daemon.announcements import Announcements
 from speakerd.daemon.commands import Commands
 from speakerd.daemon.conversation import Conversation
 from speakerd.daemon.executor import Executor
@@ -40,6 +42,7 @@ from speakerd.events import (
 )
 from speakerd.hw.button import action_for
 from speakerd.live import LiveSession, ResumptionStore, ToolRegistry
+from speakerd.live.store import NoStore
 from speakerd.ports import Backends, LiveSessionPort, SessionFactory, ToolProvider
 
 log = logging.getLogger("speakerd")
@@ -86,9 +89,11 @@ class Daemon:
         self.conversation = Conversation(self)
         self.executor = Executor(self)
         self.commands = Commands(self)
+        self.alarms = Alarms(self)
+        self.announcements = Announcements(self)
         self.preroll = PrerollBuffer(cfg.settings.audio.preroll_seconds)
         self.store = ResumptionStore(cfg.settings.state.directory, cfg.settings.live.model)
-        self.tool_providers: list[ToolProvider] = [CameraLook(self)]
+        self.tool_providers: list[ToolProvider] = [CameraLook(self), self.alarms]
         self.tools: ToolRegistry = self.make_tools()
         self.streaming = False
         self.wake_listening = False
@@ -105,9 +110,11 @@ class Daemon:
         return make_tools(self)
 
     def _live_session(
-        self, cfg: config.Config, report: Callable[[LiveEvent], None], *, tools: ToolRegistry, force_compression: bool
+        self, cfg: config.Config, report: Callable[[LiveEvent], None], *, tools: ToolRegistry, force_compression: bool,
+        fresh: bool = False,
     ) -> LiveSessionPort:
-        return LiveSession(cfg, report, store=self.store, tools=tools, http_options=self.http_options,
+        store = NoStore(self.store.path.parent, self.store.model) if fresh else self.store
+        return LiveSession(cfg, report, store=store, tools=tools, http_options=self.http_options,
                            force_compression=force_compression)
 
     # Lifecycle ------------------------------------------------------------------------------------
@@ -133,6 +140,8 @@ class Daemon:
             self.notifier.stopping(f"error: {e}")
             await parts_.stop(self.parts)
             return False
+        self.alarms.start()  # after the speaker: a timer that came due while down rings now
+        self.tools = self.make_tools()
         interval = systemd.watchdog_interval()
         if interval is not None:
             self.tasks.spawn(systemd.run_watchdog(self.notifier, interval, self.health.problem), "watchdog")
@@ -149,6 +158,7 @@ class Daemon:
         if self.machine.in_conversation:
             self.post(UserAction("end"))
         await self.tasks.drain(exclude={"watchdog"})
+        await self.alarms.close()
         await parts_.stop(self.parts)
         self.executor.cancel_all_timers()
         await self.tasks.cancel_all()
@@ -174,6 +184,7 @@ class Daemon:
         s = new.settings
         logging.getLogger().setLevel(s.logging.level.upper())
         self.machine.timings = timings(s)
+        self.alarms.reload()
         self.tools = self.make_tools()
         if self.parts.player is not None and s.audio.volume != old.audio.volume:
             self.parts.player.volume = s.audio.volume
@@ -242,6 +253,10 @@ class Daemon:
         self.post(event)
 
     def on_button(self, event: ButtonEvent) -> None:
+        if self.machine.alarm:  # whatever the gesture means otherwise, a press stops the alarm
+            log.info("button %s -> stop", event.gesture, extra=systemd.fields(button=event.gesture))
+            self.post(UserAction("stop"))
+            return
         action = action_for(event.gesture, self.machine.state, self.cfg.settings.gpio)
         log.info("button %s -> %s", event.gesture, action, extra=systemd.fields(button=event.gesture))
         self.user_action(action, event.monotonic)
@@ -286,7 +301,7 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         p, m = self.parts, self.machine
         return {
-            "state": m.state,
+            "state": m.shown,
             "uptime_seconds": round(time.monotonic() - self.started_at, 1),
             "session": self.conversation.session_id if m.in_conversation else None,
             "muted": m.muted,
@@ -297,6 +312,7 @@ class Daemon:
             "last_error": m.error or self.conversation.last_error,
             "metrics": dict(self.metrics.latest),
             "model": self.cfg.settings.live.model,
+            "timers": self.alarms.listing(),
             "audio": {
                 "frames": p.capture.stats.frames if p.capture else 0,
                 "overflows": p.capture.stats.overflows if p.capture else 0,
@@ -308,7 +324,7 @@ class Daemon:
         }
 
     def status_line(self, name: str | None = None) -> str:
-        current = name or self.machine.state
+        current = name or self.machine.shown
         error = self.machine.error or self.conversation.last_error
         if current == "error" and error:
             return f"error: {error}"

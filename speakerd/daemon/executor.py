@@ -43,8 +43,8 @@ class Executor:
             case fx.Earcon(name=name):
                 if parts.player is not None:
                     parts.player.play_earcon(name)
-            case fx.OpenSession(frame_index=index):
-                d.conversation.open(index)
+            case fx.OpenSession(frame_index=index, fresh=fresh):
+                d.conversation.open(index, fresh=fresh)
             case fx.CloseSession():
                 d.conversation.close()
             case fx.Stream(on=on):
@@ -81,6 +81,11 @@ class Executor:
                 self.cancel_timer(timer)
             case fx.Log(text=text):
                 log.info("%s", text)
+            case fx.HoldPlayback(on=on):
+                if parts.player is not None:
+                    parts.player.hold(on)
+            case fx.DismissAlarm():
+                d.alarms.dismiss()
             case _:
                 assert_never(effect)
 

@@ -84,3 +84,20 @@ class ResumptionStore:
     def clear(self) -> None:
         with contextlib.suppress(OSError):
             self.path.unlink()
+
+
+class NoStore(ResumptionStore):
+    """Remembers nothing: an announcement's short session neither resumes nor replaces the
+    conversation the speaker is keeping."""
+
+    def load(self) -> str | None:
+        return None
+
+    def save(self, handle: str) -> None:
+        pass
+
+    def touch(self) -> None:
+        pass
+
+    def clear(self) -> None:
+        pass

@@ -53,6 +53,9 @@ class FakeSpeaker:
         self.stats = PlayerStats()
         self.played: list[bytes] = []
         self.earcons: list[str] = []
+        self.sounds: list[tuple[str, int]] = []
+        self.held = False
+        self.sounds_dropped = 0
         self.flushes = 0
         self.replies_ended = 0
         self._volume = 50
@@ -83,6 +86,15 @@ class FakeSpeaker:
 
     def play_earcon(self, name: str) -> None:
         self.earcons.append(name)
+
+    def play_sound(self, name: str, volume: int, *, absolute: bool = False) -> None:
+        self.sounds.append((name, volume))
+
+    def hold(self, on: bool) -> None:
+        self.held = on
+
+    def drop_sounds(self) -> None:
+        self.sounds_dropped += 1
 
     def close(self) -> None:
         self.closed = True
@@ -174,7 +186,7 @@ class FakeLive:
     sessions: list[FakeSession] = field(default_factory=list)
 
     def __call__(self, cfg: config.Config, report: Callable[[LiveEvent], None], *, tools: ToolRegistry,
-                 force_compression: bool) -> FakeSession:
+                 force_compression: bool, fresh: bool = False) -> FakeSession:
         session = FakeSession(report, tools)
         self.sessions.append(session)
         return session

@@ -275,3 +275,49 @@ async def test_a_quick_re_wake_with_the_camera_always_on(tmp_path: Path) -> None
         sent_to_first = sum(1 for kind, _ in first.sent if kind == "video")
         await asyncio.sleep(0.5)
         assert sum(1 for kind, _ in first.sent if kind == "video") == sent_to_first  # the old one gets none
+
+
+async def test_a_timer_rings_with_no_session_is_dismissed_and_its_label_is_announced(tmp_path: Path) -> None:
+    from speakerd.daemon.announcements import verbatim_prompt
+    from speakerd.events import Transcript
+
+    fakes = Fakes()
+    async with running(tmp_path, fakes) as daemon:
+        await daemon.commands.handle("say", "set a timer")
+        tools = fakes.session.tools
+        assert (await tools.call("set_timer", {"seconds": 1, "label": "tea"}))["set"]["label"] == "tea"
+        daemon.user_action("end")
+        listed = await daemon.commands.handle("timers", None)
+        assert [t["label"] for t in listed["timers"]] == ["tea"]
+        await until(lambda: daemon.status()["state"] == "alarm", "the timer to ring", within=5)
+        assert daemon.status()["leds"] == "alarm" and daemon.status_line() == "alarm"
+        await until(lambda: ("alarm", 80) in fakes.speaker.sounds, "the alarm sound")
+        assert (await daemon.commands.handle("stop", None))["message"] == "alarm stopped"
+        assert fakes.speaker.sounds_dropped >= 1
+        await until(lambda: len(fakes.live.sessions) == 2, "the announcement's session")
+        said = fakes.session
+        assert ("text", verbatim_prompt("Timer: tea.")) in said.sent
+        assert not [kind for kind, _ in said.sent if kind == "audio"]  # no microphone in an announcement
+        said.emit(SessionState("ready"))
+        said.emit(Transcript("model", "Timer: tea."))
+        said.emit(ReplyAudio(REPLY))
+        said.emit(TurnComplete())
+        await until(lambda: state(daemon) == "idle" and said.closed, "the announcement to end")
+        assert (await daemon.commands.handle("timers", None))["timers"] == []
+        assert (await daemon.commands.handle("stop", None))["message"] == "nothing is ringing"
+
+
+async def test_announce_is_refused_when_muted_or_too_long_and_queued_behind_a_conversation(tmp_path: Path) -> None:
+    fakes = Fakes()
+    async with running(tmp_path, fakes, conversation={"announce_max_chars": 20}) as daemon:
+        with pytest.raises(ControlError, match="at most 20 characters"):
+            await daemon.commands.handle("announce", "x" * 21)
+        await wake(daemon, fakes)
+        assert (await daemon.commands.handle("announce", "dinner is ready"))["message"] == "queued"
+        assert len(fakes.live.sessions) == 1
+        daemon.user_action("end")
+        await until(lambda: len(fakes.live.sessions) == 2, "the queued announcement")
+        await daemon.commands.handle("mute", None)
+        with pytest.raises(ControlError, match="muted"):
+            await daemon.commands.handle("announce", "later")
+        assert (await daemon.commands.handle("announce", {"text": "fire drill", "force": True}))["message"]

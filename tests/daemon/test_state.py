@@ -216,3 +216,56 @@ def test_go_away_is_handled_quietly() -> None:
     m = started()
     in_reply(m)
     assert m.handle(GoAway(5.0)) == [] and m.state == "speaking"
+
+
+# An alarm over whatever is going on -------------------------------------------------------------------
+
+
+def test_an_alarm_with_no_conversation_shows_and_a_press_or_wake_word_dismisses() -> None:
+    from speakerd.effects import DismissAlarm
+    from speakerd.events import AlarmRinging
+
+    m = started()
+    assert kinds(m.handle(AlarmRinging(True))) == ["show:alarm"] and m.shown == "alarm"
+    assert m.handle(WakeDetected("hey_jarvis", 0.9, 7)) == [DismissAlarm()]  # no conversation opens
+    assert m.handle(UserAction("wake")) == [DismissAlarm()]
+    assert m.handle(UserAction("mute")) != [DismissAlarm()]  # muting is not a dismissal
+    assert kinds(m.handle(AlarmRinging(False))) == ["show:muted"] and not m.in_conversation
+
+
+def test_an_alarm_during_a_reply_pauses_it_and_the_conversation_resumes() -> None:
+    from speakerd.effects import DismissAlarm, HoldPlayback
+    from speakerd.events import AlarmRinging
+
+    m = started()
+    in_reply(m)
+    fx = m.handle(AlarmRinging(True))
+    assert Stream(False) in fx and HoldPlayback(True) in fx and "end_audio_stream" in kinds(fx)
+    assert kinds(fx)[-1] == "show:alarm"
+    assert kinds(m.handle(ReplyAudio(b"zz"))) == ["cancel_timer", "cancel_timer", "play"]  # queued, not shown
+    assert m.handle(UserAction("end")) == [DismissAlarm()]  # the stop word stops the alarm, not the talk
+    fx = m.handle(AlarmRinging(False))
+    assert fx[0] == Show("speaking") and HoldPlayback(False) in fx and Stream(True) in fx
+    assert m.in_conversation and m.shown == "speaking"
+
+
+def test_stop_with_nothing_ringing_does_nothing() -> None:
+    m = started()
+    in_reply(m)
+    assert m.handle(UserAction("stop")) == []
+    assert m.state == "speaking"
+
+
+def test_an_announcement_opens_a_fresh_session_without_the_microphone() -> None:
+    from speakerd.effects import Earcon, SendText
+    from speakerd.events import Announce
+
+    m = started()
+    fx = m.handle(Announce("Say: dinner is ready"))
+    assert fx[0] == Earcon("chime") and OpenSession(None, fresh=True) in fx and SendText("Say: dinner is ready") in fx
+    assert not any(isinstance(e, Stream) and e.on for e in fx)  # nothing from the room is sent
+    m.handle(SessionState("ready"))
+    m.handle(ReplyAudio(b"\x01\x00"))
+    m.handle(TurnComplete())
+    fx = m.handle(PlaybackDrained())
+    assert "close_session" in kinds(fx) and "earcon:end" not in kinds(fx) and m.state == "idle"

@@ -36,6 +36,8 @@ from speakerd.effects import (
 )
 from speakerd.events import (
     Action,
+    AlarmRinging,
+    Announce,
     DeviceFault,
     GenerationComplete,
     GoAway,
@@ -55,9 +57,12 @@ from speakerd.events import (
     UserSpeech,
     WakeDetected,
 )
+from speakerd.state.alarm import AlarmRules
 
 Event = (
     Started
+    | AlarmRinging
+    | Announce
     | UserAction
     | SayText
     | UserSpeech
@@ -87,7 +92,7 @@ class Timings:
 
 
 @dataclass
-class Machine:
+class Machine(AlarmRules):
     """The conversation's rules. ``handle`` returns the effects of one event, in order."""
 
     timings: Timings = field(default_factory=Timings)
@@ -101,12 +106,19 @@ class Machine:
     tools_running: set[str] = field(default_factory=set)
     error: str | None = None
     mic_failed: bool = False
+    announcing: bool = False  # the conversation is an announcement (no microphone)
     _before_offline: State = "listening"
 
     # Dispatch -------------------------------------------------------------------------------------
 
     def handle(self, event: Event) -> list[Effect]:
+        if self._dismisses(event):
+            return self._dismiss()
         match event:
+            case AlarmRinging(on=on):
+                return self._alarm_ringing(on)
+            case Announce(prompt=prompt):
+                return self._announce(prompt)
             case Started():
                 return self._to("muted" if self.muted else "idle")
             case WakeDetected(frame_index=index):
@@ -169,7 +181,13 @@ class Machine:
         if state == self.state:
             return []
         self.state = state
-        return [Show(state)]
+        return [] if self.alarm else [Show(state)]  # the alarm stays shown; its end shows this
+
+    def _push_to_talk(self) -> bool:
+        return self.timings.push_to_talk
+
+    def _follow_up_seconds(self) -> float:
+        return self.timings.follow_up_seconds
 
     def _wake(self, frame_index: int | None, *, earcon: bool = True) -> list[Effect]:
         if self.in_conversation or self.muted or self.state == "booting" or self.mic_failed:
@@ -196,10 +214,30 @@ class Machine:
             ]
         return fx
 
+    def _announce(self, prompt: str) -> list[Effect]:
+        """A session of its own that says a text: no microphone, the wake word stays on, then idle."""
+        if self.in_conversation or self.state == "booting":  # no microphone needed: muted is fine
+            return [Log("announcement not started: the speaker is busy")]
+        self.error = None
+        self.in_conversation = self.announcing = True
+        self.heard_user = self.dropping_reply = self.reply_done = False
+        self.end_after_reply = True
+        self.tools_running.clear()
+        return [
+            Earcon("chime"),
+            OpenSession(None, fresh=True),
+            StartTimer("max_session", self.timings.max_session_seconds),
+            SendText(prompt),
+            *self._to("thinking"),
+        ]
+
     def _end(self, reason: str, *, earcon: str | None = "end") -> list[Effect]:
         """Close the conversation: audioStreamEnd, stop streaming, close (handle kept), listen."""
         if not self.in_conversation:
             return []
+        if self.announcing:
+            self.announcing = False
+            earcon = None if earcon == "end" else earcon
         self.in_conversation = False
         self.dropping_reply = self.reply_done = self.end_after_reply = False
         self.tools_running.clear()
@@ -214,10 +252,12 @@ class Machine:
             fx.append(Earcon(earcon))
         if not self.muted:
             fx.append(WakeListening(True))
-            fx += self._to("idle")
+        fx += self._to("muted" if self.muted else "error" if self.mic_failed else "idle")
         return fx
 
     def _action(self, action: Action, frame_index: int | None) -> list[Effect]:
+        if action == "stop":
+            return []  # it stops an alarm (AlarmRules); with none ringing there is nothing to stop
         if action == "wake":
             return self._wake(frame_index)
         if action == "interrupt":
