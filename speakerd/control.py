@@ -26,7 +26,8 @@ from typing import Any
 log = logging.getLogger("speakerd.control")
 
 # "press" drives the button pin and exists only with the mock pin factory (tests and the demo).
-COMMANDS = ("status", "mute", "unmute", "interrupt", "say", "wake", "volume", "press")
+COMMANDS = ("status", "mute", "unmute", "interrupt", "say", "wake", "volume", "press", "stop", "timers", "cancel",
+            "announce")
 MAX_REQUEST = 64 * 1024
 Handler = Callable[[str, Any], Awaitable[dict[str, Any]]]
 
@@ -206,6 +207,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     say.add_argument("text", nargs="+")
     vol = sub.add_parser("volume", help="set the speaker volume, 0-100")
     vol.add_argument("level", type=int, choices=range(0, 101), metavar="0-100")
+    sub.add_parser("stop", help="stop a ringing timer, alarm or reminder")
+    sub.add_parser("timers", help="list timers, alarms and reminders")
+    cancel = sub.add_parser("cancel", help="cancel a timer, alarm or reminder by its id")
+    cancel.add_argument("id")
+    ann = sub.add_parser("announce", help="say a text after a chime (queued behind a conversation)")
+    ann.add_argument("--force", action="store_true", help="even while the microphone is muted")
+    ann.add_argument("text", nargs="+")
     args = p.parse_args(argv)
 
     argument: Any = None
@@ -213,6 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         argument = " ".join(args.text)
     elif args.command == "volume":
         argument = args.level
+    elif args.command == "cancel":
+        argument = args.id
+    elif args.command == "announce":
+        argument = {"text": " ".join(args.text), "force": args.force}
     path = args.socket or _default_socket()
     try:
         reply = request(path, args.command, argument)
