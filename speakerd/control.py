@@ -186,6 +186,11 @@ def _format_status(reply: dict[str, Any]) -> str:
             if isinstance(value, float):
                 value = f"{value:.1f}"
             lines.append(f"{key.replace('_', ' ')}: {value}")
+    for label, line in (reply.get("last_exchange") or {}).items():
+        lines.append(f"last {label}: {line}")
+    tokens = reply.get("tokens") or {}
+    if tokens.get("total_token_count"):
+        lines.append(f"tokens so far: {tokens['total_token_count']}")
     metrics = reply.get("metrics") or {}
     for key, value in metrics.items():
         label = key.replace("_", " ")
@@ -204,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("interrupt", help="stop the current reply")
     sub.add_parser("wake", help="start a conversation, as the button does")
     say = sub.add_parser("say", help="send text into the conversation (opens one if needed)")
+    say.add_argument("--wait", action="store_true", help="print the answer's text when its turn ends")
+    say.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer (default 30)")
     say.add_argument("text", nargs="+")
     vol = sub.add_parser("volume", help="set the speaker volume, 0-100")
     vol.add_argument("level", type=int, choices=range(0, 101), metavar="0-100")
@@ -217,8 +224,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     argument: Any = None
+    timeout = 10.0
     if args.command == "say":
-        argument = " ".join(args.text)
+        argument = {"text": " ".join(args.text), "wait": args.wait, "timeout": args.timeout}
+        timeout += args.timeout if args.wait else 0.0
     elif args.command == "volume":
         argument = args.level
     elif args.command == "cancel":
@@ -227,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argument = {"text": " ".join(args.text), "force": args.force}
     path = args.socket or _default_socket()
     try:
-        reply = request(path, args.command, argument)
+        reply = request(path, args.command, argument, timeout=timeout)
     except FileNotFoundError:
         print(f"speakerctl: speakerd is not running (no socket at {path})", file=sys.stderr)
         return 3

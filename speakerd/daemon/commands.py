@@ -62,15 +62,29 @@ class Commands:
         return await self._action("wake")(argument)
 
     async def _say(self, argument: Any) -> dict[str, Any]:
+        """A text or ``{"text", "wait", "timeout"}``: with ``wait``, the answer's text when its turn ends."""
         d = self._d
-        if not isinstance(argument, str) or not argument.strip():
+        text, wait, timeout = (argument.get("text"), bool(argument.get("wait")), argument.get("timeout", 30.0)) \
+            if isinstance(argument, dict) else (argument, False, 30.0)
+        if not isinstance(text, str) or not text.strip():
             raise ControlError("say needs some text")
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= 600:
+            raise ControlError("say --timeout takes 1 to 600 seconds")
         if d.machine.muted:
             raise ControlError("the microphone is muted; unmute first")
         if not d.machine.in_conversation:
             d.metrics.wake_at = time.monotonic()
-        d.post(SayText(argument.strip()))
-        return {"message": "sent"}
+        answer = d.conversation.transcripts.next_answer() if wait else None
+        d.post(SayText(text.strip()))
+        if answer is None:
+            return {"message": "sent"}
+        try:
+            said = await asyncio.wait_for(answer, timeout)
+        except TimeoutError:
+            raise ControlError(f"no answer within {timeout:g} s") from None
+        except RuntimeError as e:
+            raise ControlError(f"no answer: {e}") from None
+        return {"message": said, "answer": said}
 
     async def _volume(self, argument: Any) -> dict[str, Any]:
         if not isinstance(argument, int) or isinstance(argument, bool) or not 0 <= argument <= 100:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from speakerd import events as ev
 from speakerd import systemd
+from speakerd.daemon.transcripts import Transcripts
 from speakerd.live import LiveError
 from speakerd.ports import LiveSessionPort
 
@@ -34,6 +35,8 @@ class Conversation:
         self.last_error: str | None = None
         self.ignored_events = 0  # from superseded sessions (diagnostics and tests)
         self._camera_announced = False
+        self.transcripts = Transcripts(lambda: self.session_id or "",
+                                       lambda: daemon.cfg.settings.logging.transcripts)
 
     def open(self, frame_index: int | None, *, fresh: bool = False) -> None:
         d = self._d
@@ -73,6 +76,7 @@ class Conversation:
 
     def close(self) -> None:
         session, self.session = self.session, None
+        self.transcripts.ended(self._d.machine.error)
         if self._d.announcements.current is not None:
             self._d.announcements.finished(self._d.machine.error)
         else:
@@ -101,9 +105,7 @@ class Conversation:
             case ev.Transcript(role=role, text=text):
                 if role == "model":
                     d.announcements.heard(text)
-                if d.cfg.settings.logging.transcripts and text.strip():
-                    log.info("%s: %s", "you" if role == "user" else "speaker", text.strip(),
-                             extra=systemd.fields(role=role, session_id=self.session_id or ""))
+                self.transcripts.add(role, text)
             case ev.ToolCall(name=name, args=args):
                 log.info("tool %s(%s)", name, ", ".join(f"{k}={v!r}" for k, v in args.items()),
                          extra=systemd.fields(tool=name))
@@ -112,8 +114,10 @@ class Conversation:
             case ev.SessionState():
                 self._session_state(event)
             case ev.Interrupted():
+                self.transcripts.interrupted()
                 log.info("interrupted by voice")
-            case ev.TurnComplete():
+            case ev.TurnComplete(usage=usage):
+                self.transcripts.turn_complete(usage)
                 if d.parts.player is not None:
                     d.parts.player.end_of_reply()
             case ev.ToolResult(name=name, response=response):

@@ -311,6 +311,8 @@ class Daemon:
             "reconnects": self.metrics.reconnects,
             "last_error": m.error or self.conversation.last_error,
             "metrics": dict(self.metrics.latest),
+            "last_exchange": dict(self.conversation.transcripts.last),
+            "tokens": dict(self.conversation.transcripts.tokens),
             "model": self.cfg.settings.live.model,
             "timers": self.alarms.listing(),
             "audio": {

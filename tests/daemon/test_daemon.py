@@ -321,3 +321,30 @@ async def test_announce_is_refused_when_muted_or_too_long_and_queued_behind_a_co
         with pytest.raises(ControlError, match="muted"):
             await daemon.commands.handle("announce", "later")
         assert (await daemon.commands.handle("announce", {"text": "fire drill", "force": True}))["message"]
+
+
+async def test_transcripts_are_one_line_per_turn_and_say_wait_returns_the_answer(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from speakerd.events import Transcript
+
+    caplog.set_level("INFO", logger="speakerd")
+    fakes = Fakes()
+    async with running(tmp_path, fakes, conversation={"follow_up_seconds": 5.0}) as daemon:
+        asking = asyncio.ensure_future(daemon.commands.handle("say", {"text": "what time is it", "wait": True}))
+        await until(lambda: fakes.live.sessions != [], "the session")
+        session = fakes.session
+        session.emit(SessionState("ready"))
+        for word in ("what ", "time ", "is it"):
+            session.emit(Transcript("user", word))
+        for word in ("It ", "is ", "noon."):
+            session.emit(Transcript("model", word))
+        session.emit(TurnComplete({"total_token_count": 42, "prompt_token_count": 30}))
+        assert (await asyncio.wait_for(asking, 5))["answer"] == "It is noon."
+        lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(("you: ", "speaker: "))]
+        assert lines == ["you: what time is it", "speaker: It is noon."]
+        status = daemon.status()
+        assert status["last_exchange"] == {"you": "what time is it", "speaker": "It is noon."}
+        assert status["tokens"]["total_token_count"] == 42
+        with pytest.raises(ControlError, match=r"no answer within 0\.2 s"):
+            await daemon.commands.handle("say", {"text": "and tomorrow", "wait": True, "timeout": 0.2})
