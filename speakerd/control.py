@@ -27,7 +27,7 @@ log = logging.getLogger("speakerd.control")
 
 # "press" drives the button pin and exists only with the mock pin factory (tests and the demo).
 COMMANDS = ("status", "mute", "unmute", "interrupt", "say", "wake", "volume", "press", "stop", "timers", "cancel",
-            "announce")
+            "announce", "forget")
 MAX_REQUEST = 64 * 1024
 Handler = Callable[[str, Any], Awaitable[dict[str, Any]]]
 
@@ -215,6 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     vol = sub.add_parser("volume", help="set the speaker volume, 0-100")
     vol.add_argument("level", type=int, choices=range(0, 101), metavar="0-100")
     sub.add_parser("stop", help="stop a ringing timer, alarm or reminder")
+    sub.add_parser("forget", help="end and forget the conversation: the next one starts fresh")
     sub.add_parser("timers", help="list timers, alarms and reminders")
     cancel = sub.add_parser("cancel", help="cancel a timer, alarm or reminder by its id")
     cancel.add_argument("id")

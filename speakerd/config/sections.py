@@ -8,7 +8,7 @@ builds new ones.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -17,8 +17,8 @@ from speakerd.effects import STATES
 from speakerd.timers.settings import ClockSettings, TimersSettings
 
 ENV_PREFIX = "SPEAKERD_"
-BuiltinTool = Literal["set_volume", "end_conversation", "current_time"]
-BUILTIN_TOOLS: tuple[BuiltinTool, ...] = ("set_volume", "end_conversation", "current_time")
+BuiltinTool = Literal["set_volume", "end_conversation", "forget_conversation", "current_time"]
+BUILTIN_TOOLS: tuple[BuiltinTool, ...] = get_args(BuiltinTool)
 
 
 class _Section(BaseModel):
@@ -158,7 +158,8 @@ class ConversationSettings(_Section):
     follow_up_seconds: Seconds = 8.0
     idle_timeout_seconds: Annotated[float, Field(gt=0)] = 15.0  # wake with no speech at all
     max_session_seconds: Annotated[float, Field(gt=0)] = 600.0
-    resume: bool = True  # keep the conversation across wakes and restarts (2 h handle)
+    resume: bool = True  # keep the conversation across wakes and restarts
+    resume_minutes: Annotated[float, Field(gt=0, le=120)] = 120.0  # how long after its end (the service: 2 h)
     announce_max_chars: Annotated[int, Field(ge=1, le=2000)] = 400  # speakerctl announce, MQTT
 
 

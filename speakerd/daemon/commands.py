@@ -38,6 +38,7 @@ class Commands:
             "timers": self._timers,
             "cancel": self._cancel,
             "announce": self._announce,
+            "forget": self._forget,
         }
 
     async def handle(self, command: str, argument: Any) -> dict[str, Any]:
@@ -128,6 +129,13 @@ class Commands:
             raise ControlError("the speaker is muted; unmute first or use --force")
         self._d.announcements.announce(" ".join(text.split()))
         return {"message": "queued" if self._d.machine.in_conversation else "announcing"}
+
+    async def _forget(self, _argument: Any) -> dict[str, Any]:
+        in_conversation = self._d.machine.in_conversation
+        self._d.conversation.forget()
+        if in_conversation:
+            self._d.user_action("end")
+        return {"message": "forgotten: the next conversation starts fresh"}
 
     async def _press(self, argument: Any) -> dict[str, Any]:
         """Drive the mock button pin as a finger would: the real gpiozero Button sees the edges."""

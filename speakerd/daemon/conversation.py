@@ -33,7 +33,8 @@ class Conversation:
         self.session: LiveSessionPort | None = None
         self.session_id: str | None = None
         self.last_error: str | None = None
-        self.ignored_events = 0  # from superseded sessions (diagnostics and tests)
+        self.ignored_events = 0
+        self.forget_on_close = False  # from superseded sessions (diagnostics and tests)
         self._camera_announced = False
         self.transcripts = Transcripts(lambda: self.session_id or "",
                                        lambda: daemon.cfg.settings.logging.transcripts)
@@ -85,7 +86,24 @@ class Conversation:
         if camera is not None and camera.running:
             self._d.tasks.spawn(camera.stop(), "camera-stop")
         if session is not None:
-            self._d.tasks.spawn(session.close(), "close-session")
+            self._d.tasks.spawn(self._close(session, forget=self.forget_on_close), "close-session")
+        elif self.forget_on_close:
+            self._d.store.clear()
+        self.forget_on_close = False
+
+    async def _close(self, session: LiveSessionPort, *, forget: bool) -> None:
+        await session.close()
+        if forget:  # after the close, which stores the last handle
+            self._d.store.clear()
+            log.info("conversation forgotten: the next one starts fresh")
+
+    def forget(self) -> None:
+        """Drop the kept conversation now, or as soon as the open one has closed."""
+        if self.session is None:
+            self._d.store.clear()
+            log.info("conversation forgotten: the next one starts fresh")
+        else:
+            self.forget_on_close = True
 
     def camera_active(self, on: bool) -> None:
         """People in the room must be able to tell: an LED overlay, and an earcon once."""

@@ -92,7 +92,9 @@ class Daemon:
         self.alarms = Alarms(self)
         self.announcements = Announcements(self)
         self.preroll = PrerollBuffer(cfg.settings.audio.preroll_seconds)
-        self.store = ResumptionStore(cfg.settings.state.directory, cfg.settings.live.model)
+        c = cfg.settings.conversation
+        self.store = ResumptionStore(cfg.settings.state.directory, cfg.settings.live.model,
+                                     max_age_seconds=c.resume_minutes * 60)
         self.tool_providers: list[ToolProvider] = [CameraLook(self), self.alarms]
         self.tools: ToolRegistry = self.make_tools()
         self.streaming = False
@@ -184,6 +186,7 @@ class Daemon:
         s = new.settings
         logging.getLogger().setLevel(s.logging.level.upper())
         self.machine.timings = timings(s)
+        self.store.max_age_seconds = s.conversation.resume_minutes * 60
         self.alarms.reload()
         self.tools = self.make_tools()
         if self.parts.player is not None and s.audio.volume != old.audio.volume:

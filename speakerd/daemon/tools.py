@@ -37,7 +37,12 @@ def builtin_handlers(daemon: Daemon) -> dict[str, Handler]:
     async def end_conversation() -> dict[str, Any]:
         return {"result": "the conversation will end after this reply"}
 
-    return {"set_volume": set_volume, "end_conversation": end_conversation}
+    async def forget_conversation() -> dict[str, Any]:
+        daemon.conversation.forget_on_close = True
+        return {"result": "the conversation will end after this reply and be forgotten"}
+
+    return {"set_volume": set_volume, "end_conversation": end_conversation,
+            "forget_conversation": forget_conversation}
 
 
 class CameraLook:

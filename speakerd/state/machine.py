@@ -157,7 +157,8 @@ class Machine(AlarmRules):
                 return self._to("thinking") if self.state in ("listening", "wake") else []
             case ToolResult(id=tool_id, name=name, response=response):
                 self.tools_running.discard(tool_id)
-                if name == "end_conversation" and "error" not in response and self.in_conversation:
+                ending = name in ("end_conversation", "forget_conversation")
+                if ending and "error" not in response and self.in_conversation:
                     self.end_after_reply = True
                     if self.state != "speaking":
                         # The model may say goodbye first; if it does not, end after a beat.

@@ -8,6 +8,7 @@ same rules with every real part in the real process.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -30,6 +31,7 @@ from speakerd.events import (
     TurnComplete,
     WakeDetected,
 )
+from speakerd.live.store import ResumptionStore
 from speakerd.wakeword import WakeWordError
 from tests.daemon.fakes import Fakes
 
@@ -348,3 +350,30 @@ async def test_transcripts_are_one_line_per_turn_and_say_wait_returns_the_answer
         assert status["tokens"]["total_token_count"] == 42
         with pytest.raises(ControlError, match=r"no answer within 0\.2 s"):
             await daemon.commands.handle("say", {"text": "and tomorrow", "wait": True, "timeout": 0.2})
+
+
+async def test_forget_by_command_and_by_tool_drops_the_kept_conversation(tmp_path: Path) -> None:
+    fakes = Fakes()
+    async with running(tmp_path, fakes) as daemon:
+        daemon.store.save("handle-1")
+        await wake(daemon, fakes)
+        assert (await daemon.commands.handle("forget", None))["message"].startswith("forgotten")
+        await until(lambda: fakes.session.closed and daemon.store.load() is None, "the handle to go")
+        assert state(daemon) == "idle"
+        daemon.store.save("handle-2")
+        await wake(daemon, fakes)
+        tools = fakes.session.tools
+        fakes.session.emit(ToolCall("f1", "forget_conversation", {}))
+        fakes.session.emit(ToolResult("f1", "forget_conversation", await tools.call("forget_conversation", {})))
+        fakes.session.emit(TurnComplete())
+        await until(lambda: state(daemon) == "idle" and daemon.store.load() is None, "the tool's forgetting")
+
+
+def test_resume_minutes_bounds_how_long_a_conversation_is_kept(tmp_path: Path) -> None:
+    daemon = Daemon(make_config(tmp_path, conversation={"resume_minutes": 1.0}), backends=Fakes().backends())
+    (tmp_path / "state").mkdir()
+    daemon.store.save("h")
+    assert daemon.store.load() == "h"
+    later = ResumptionStore(tmp_path / "state", daemon.store.model, daemon.store.max_age_seconds,
+                            now=lambda: time.time() + 61)  # a minute and a second later
+    assert later.load() is None

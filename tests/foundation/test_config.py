@@ -41,7 +41,7 @@ def test_empty_file_gives_every_default(tmp_path: Path) -> None:
     assert s.wakeword.models == ["hey_jarvis"] and s.wakeword.refractory_seconds == 2.0
     assert s.conversation.follow_up_seconds == 8.0
     assert s.gpio.led_profile == "none" and s.gpio.enabled == "auto"
-    assert s.tools.builtin == ["set_volume", "end_conversation", "current_time"]
+    assert s.tools.builtin == ["set_volume", "end_conversation", "forget_conversation", "current_time"]
     assert s.state.directory == Path("/var/lib/speakerd")
     assert s.camera.enabled is False
     assert cfg.api_key is None
@@ -146,7 +146,7 @@ def test_key_from_environment(tmp_path: Path, env: dict[str, str], source: str, 
         ("[gpio]\nbutton_pin = 99\n", "speakerd.toml: gpio.button_pin: must be <= 53 (got 99)"),
         ("[gpio.patterns.sleeping]\nmode = 'on'\n",
          "speakerd.toml: gpio.patterns: unknown state sleeping; states are booting, idle, wake, listening, "
-         "thinking, speaking, muted, offline, error"),
+         "thinking, speaking, muted, offline, error, alarm"),
         ("[[tools.commands]]\nname = 'x'\ndescription = 'd'\n",
          "speakerd.toml: tools.commands.0: tool 'x' needs exactly one of argv or url"),
         ("[[tools.commands]]\nname = 'bad name'\ndescription = 'd'\nargv = ['true']\n",
