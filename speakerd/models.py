@@ -12,6 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+# The languages the Live API's models speak (BCP-47), as Google's Live API language page lists them.
+LIVE_LANGUAGES = frozenset({
+    "ar-EG", "bn-BD", "de-DE", "en-IN", "en-US", "es-US", "fr-FR", "hi-IN", "id-ID", "it-IT", "ja-JP", "ko-KR",
+    "mr-IN", "nl-NL", "pl-PL", "pt-BR", "ro-RO", "ru-RU", "ta-IN", "te-IN", "th-TH", "tr-TR", "uk-UA", "vi-VN",
+})
+
 
 @dataclass(frozen=True)
 class ModelOptions:
@@ -19,6 +25,7 @@ class ModelOptions:
     proactive_audio: Literal["no", "yes", "always"] = "no"  # always: `false` is rejected
     thinking: Literal["level", "budget", "any"] | None = None
     non_blocking_tools: bool = True
+    languages: frozenset[str] = LIVE_LANGUAGES  # empty: any well-formed code is passed on
 
 
 MODELS: dict[str, ModelOptions] = {
@@ -28,7 +35,7 @@ MODELS: dict[str, ModelOptions] = {
     "gemini-2.5-flash-native-audio-preview-12-2025": ModelOptions(
         affective_dialog=True, proactive_audio="yes", thinking="budget", non_blocking_tools=False),
 }
-UNKNOWN = ModelOptions(affective_dialog=True, proactive_audio="yes", thinking="any")
+UNKNOWN = ModelOptions(affective_dialog=True, proactive_audio="yes", thinking="any", languages=frozenset())
 
 
 def _name(model: str) -> str:

@@ -7,6 +7,7 @@ builds new ones.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -75,7 +76,7 @@ class LiveSettings(_Section):
     model: str = "gemini-3.8-live"
     api_version: Literal["v1", "v1beta", "v1alpha"] = "v1beta"
     voice: str = "Kore"
-    language: str = "en-US"
+    language: str | None = None  # BCP-47, e.g. "de-DE"; unset: native-audio models follow the speaker
     system_instruction: str = (
         "You are a friendly voice assistant on a smart speaker in someone's home. "
         "Answer in short, natural spoken sentences."
@@ -98,6 +99,13 @@ class LiveSettings(_Section):
     connect_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
     reconnect_max_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
     token_broker: TokenBrokerSettings = TokenBrokerSettings()
+
+    @field_validator("language")
+    @classmethod
+    def _bcp47(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[a-z]{2,3}(-[A-Z][a-z]{3})?(-[A-Z]{2}|-[0-9]{3})?", v):
+            raise ValueError("must be a BCP-47 language code such as en-US or de-DE")
+        return v
 
     @field_validator("endpoint")
     @classmethod

@@ -58,7 +58,7 @@ def connect_config_and_warnings(
         response_modalities=[types.Modality.AUDIO],
         speech_config=types.SpeechConfig(
             voice_config=types.VoiceConfig(prebuilt_voice_config=types.PrebuiltVoiceConfig(voice_name=live.voice)),
-            language_code=live.language,
+            language_code=_language(live, opts),
         ),
         system_instruction=live.system_instruction or None,
         realtime_input_config=_realtime_input(live, push_to_talk),
@@ -80,6 +80,13 @@ def connect_config_and_warnings(
         cfg.media_resolution = types.MediaResolution(f"MEDIA_RESOLUTION_{resolution.upper()}")
     cfg.tools = list(_tools(live, tools, opts)) or None
     return cfg, _model_options(cfg, live, opts)
+
+
+def _language(live: LiveSettings, opts: ModelOptions) -> str | None:
+    """The configured language if the model speaks it; otherwise None (the model decides)."""
+    if live.language is None or (opts.languages and live.language not in opts.languages):
+        return None
+    return live.language
 
 
 def _realtime_input(live: LiveSettings, push_to_talk: bool) -> types.RealtimeInputConfig:
@@ -125,6 +132,8 @@ def _model_options(cfg: types.LiveConnectConfig, live: LiveSettings, opts: Model
             cfg.thinking_config = types.ThinkingConfig(thinking_level=types.ThinkingLevel(live.thinking_level.upper()))
         else:
             ignored.append("live.thinking_level")
+    if live.language is not None and _language(live, opts) is None:
+        ignored.append(f"live.language = {live.language!r} (not a language the Live API lists)")
     if live.thinking_budget is not None:
         if opts.thinking in ("budget", "any"):
             cfg.thinking_config = types.ThinkingConfig(thinking_budget=live.thinking_budget)

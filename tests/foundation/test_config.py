@@ -318,3 +318,28 @@ def test_check_config_and_the_connect_config_agree_on_models(tmp_path: Path) -> 
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0
     assert "warning: opts.toml: live.affective_dialog is not supported by gemini-3.8-live; ignored" in res.stderr
+
+
+def test_language_is_optional_checked_and_said_by_check_config(tmp_path: Path) -> None:
+    from speakerd.live.connect_config import build_connect_config, connect_config_warnings
+
+    assert config.LiveSettings().language is None
+    assert build_connect_config(config.LiveSettings()).speech_config.language_code is None  # type: ignore[union-attr]
+    de = config.LiveSettings(language="de-DE")
+    assert build_connect_config(de).speech_config.language_code == "de-DE"  # type: ignore[union-attr]
+    odd = config.LiveSettings(language="gd-GB")  # well formed, not a language the Live API lists
+    assert build_connect_config(odd).speech_config.language_code is None  # type: ignore[union-attr]
+    assert connect_config_warnings(odd) == [
+        "live.language = 'gd-GB' (not a language the Live API lists) is not supported by gemini-3.8-live; ignored"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[live]\nlanguage = "english"\n')
+    with pytest.raises(config.ConfigError) as e:
+        config.load(bad, env={})
+    assert e.value.lines == ["bad.toml: live.language: must be a BCP-47 language code such as en-US or de-DE "
+                             "(got 'english')"]
+    for text, said in (("", "language: the model's choice"), ('[live]\nlanguage = "fr-FR"\n', "language: fr-FR")):
+        p = tmp_path / "lang.toml"
+        p.write_text(text)
+        res = subprocess.run([sys.executable, "-m", "speakerd", "check-config", "--config", str(p)],
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0 and res.stdout.startswith(f"# {said}"), res.stdout[:200]
