@@ -3,7 +3,7 @@
 Why synthesised: nothing to ship or license, and they are identical on every speaker. The alarm,
 longer and meant to be pleasant, is a WAV shipped in ``speakerd/data`` (made by
 ``scripts/make-alarm-sound.py``). Owners can put their own WAVs (wake.wav, end.wav, error.wav,
-mute.wav, unmute.wav, camera.wav, alarm.wav, chime.wav) in ``[audio] earcon_dir``; a missing or unreadable
+mute.wav, unmute.wav, camera.wav, alarm.wav, chime.wav, offline.wav) in ``[audio] earcon_dir``; a missing or unreadable
 one falls back to the built-in sound.
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 
 log = logging.getLogger("speakerd.audio")
 RATE = 24000
-NAMES = ("wake", "end", "error", "mute", "unmute", "camera", "alarm", "chime")
+NAMES = ("wake", "end", "error", "mute", "unmute", "camera", "alarm", "chime", "offline")
 SHIPPED = {"alarm": "alarm.wav"}  # built-in sounds that are files in speakerd/data
 
 # name -> list of (frequency Hz, seconds)
@@ -33,6 +33,7 @@ _TONES: dict[str, list[tuple[float, float]]] = {
     "camera": [(1320.0, 0.04), (0.0, 0.03), (1320.0, 0.04)],
     "alarm": [(1046.5, 0.15), (1318.5, 0.15), (1568.0, 0.3), (0.0, 0.4)],  # if the file is gone
     "chime": [(784.0, 0.12), (0.0, 0.03), (659.3, 0.2)],  # before an announcement
+    "offline": [(523.3, 0.1), (0.0, 0.04), (392.0, 0.1), (0.0, 0.04), (261.6, 0.18)],  # service unreachable
 }
 
 

@@ -383,10 +383,12 @@ class Machine(AlarmRules):
                 self._before_offline = "listening" if self.state == "speaking" else self.state
             return self._to("offline")
         if ev.phase == "failed":
+            # Fatal (key, model): the owner must act. Otherwise the service could not be reached:
+            # say so with its own sound and LED until a conversation works again.
             self.error = ev.detail or "the Live session failed"
-            fx = [FlushPlayback(), *self._end(self.error, earcon="error")]
-            if ev.fatal and not self.muted:
-                fx += [*self._to("error")]
+            fx = [FlushPlayback(), *self._end(self.error, earcon="error" if ev.fatal else "offline")]
+            if not self.muted and not self.mic_failed:
+                fx += [*self._to("error" if ev.fatal else "offline")]
             return fx
         if ev.phase == "closed" and self.in_conversation:
             return self._end(ev.detail or "the session closed")

@@ -269,3 +269,16 @@ def test_an_announcement_opens_a_fresh_session_without_the_microphone() -> None:
     m.handle(TurnComplete())
     fx = m.handle(PlaybackDrained())
     assert "close_session" in kinds(fx) and "earcon:end" not in kinds(fx) and m.state == "idle"
+
+
+def test_an_unreachable_service_has_its_own_sound_and_led_until_a_session_works() -> None:
+    m = started()
+    m.handle(WakeDetected("hey_jarvis", 0.9, 1))
+    fx = m.handle(SessionState("failed", "cannot reach the Live API: connection refused"))
+    assert "earcon:offline" in kinds(fx) and kinds(fx)[-1] == "show:offline" and not m.in_conversation
+    assert "open_session" in kinds(m.handle(WakeDetected("hey_jarvis", 0.9, 9)))  # the next wake tries again
+    assert kinds(m.handle(SessionState("ready"))) == ["show:listening"]
+    m.handle(UserAction("end"))
+    fx = m.handle(UserAction("wake"))
+    fx = m.handle(SessionState("failed", "API key not valid", fatal=True))
+    assert "earcon:error" in kinds(fx) and state_now(m) == "error"
