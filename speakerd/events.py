@@ -90,6 +90,11 @@ class UserSpeech:
 
 
 @dataclass(frozen=True, slots=True)
+class UserPaused:
+    """Local energy detector: the person spoke and has been quiet since (ends a push-to-talk voice turn)."""
+
+
+@dataclass(frozen=True, slots=True)
 class PlaybackDrained:
     """Everything queued for the speaker has been played."""
 

@@ -37,6 +37,7 @@ from speakerd.events import (
     LiveEvent,
     Started,
     UserAction,
+    UserPaused,
     UserSpeech,
     WakeDetected,
 )
@@ -81,7 +82,7 @@ class Daemon:
         self.notifier = systemd.Notifier()
         self.health = Health()
         self.metrics = Metrics()
-        self.speech = SpeechDetector(self.metrics)
+        self.speech = SpeechDetector(self.metrics, pause_frames=max(1, cfg.settings.live.vad.silence_duration_ms // 80))
         self.machine = state.Machine(timings(cfg.settings))
         self.started_at = time.monotonic()
         self.parts = Parts()
@@ -229,8 +230,9 @@ class Daemon:
         session = self.conversation.session
         if self.streaming and session is not None:
             session.send_audio(frame.pcm)
-            if self.speech.feed(frame):
-                self.post(UserSpeech())
+            heard = self.speech.feed(frame)
+            if heard is not None:
+                self.post(UserSpeech() if heard == "speech" else UserPaused())
 
     def on_wake(self, event: WakeDetected) -> None:
         log.info("wake word %s (score %.2f)", event.model, event.score,

@@ -11,6 +11,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -84,27 +85,38 @@ def dbfs(pcm: bytes) -> float:
 
 
 class SpeechDetector:
-    """Loud frames in a row mean a person is talking; says so at most every half second."""
+    """Loud frames in a row mean a person is talking (said at most every half second); quiet for
+    ``pause_frames`` after that means they paused (said once)."""
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, pause_frames: int = 9) -> None:
         self._metrics = metrics
+        self.pause_frames = pause_frames
         self._loud_frames = 0
+        self._quiet_frames = 0
+        self._talking = False
         self._last_event = 0.0
 
     def reset(self) -> None:
-        self._loud_frames = 0
+        self._loud_frames = self._quiet_frames = 0
+        self._talking = False
 
-    def feed(self, frame: AudioFrame) -> bool:
-        """True when the daemon should tell the machine the person is talking."""
+    def feed(self, frame: AudioFrame) -> Literal["speech", "paused"] | None:
+        """What the daemon should tell the machine about this frame, if anything."""
         if dbfs(frame.pcm) <= SPEECH_DBFS:
             self._loud_frames = 0
-            return False
+            self._quiet_frames += 1
+            if self._talking and self._quiet_frames >= self.pause_frames:
+                self._talking = False
+                return "paused"
+            return None
         self._loud_frames += 1
         if self._loud_frames < SPEECH_FRAMES:
-            return False
+            return None
+        self._quiet_frames = 0
+        self._talking = True
         self._metrics.speech_end_at = frame.monotonic
         self._metrics.waiting_first_audio = True
         if frame.monotonic - self._last_event < SPEECH_EVENT_EVERY:
-            return False
+            return None
         self._last_event = frame.monotonic
-        return True
+        return "speech"

@@ -54,10 +54,12 @@ from speakerd.events import (
     Transcript,
     TurnComplete,
     UserAction,
+    UserPaused,
     UserSpeech,
     WakeDetected,
 )
 from speakerd.state.alarm import AlarmRules
+from speakerd.state.ptt import PushToTalkRules
 
 Event = (
     Started
@@ -66,6 +68,7 @@ Event = (
     | UserAction
     | SayText
     | UserSpeech
+    | UserPaused
     | PlaybackDrained
     | TimerFired
     | WakeDetected
@@ -92,7 +95,7 @@ class Timings:
 
 
 @dataclass
-class Machine(AlarmRules):
+class Machine(AlarmRules, PushToTalkRules):
     """The conversation's rules. ``handle`` returns the effects of one event, in order."""
 
     timings: Timings = field(default_factory=Timings)
@@ -126,12 +129,14 @@ class Machine(AlarmRules):
             case UserAction(action=action, frame_index=index):
                 return self._action(action, index)
             case SayText(text=text):
-                fx = [] if self.in_conversation else self._wake(None, earcon=False)
+                fx = [] if self.in_conversation else self._wake(None, earcon=False, voice=False)
                 if not self.in_conversation and not fx:
                     return [Log("say ignored: microphone muted or in error")]
                 return [*fx, SendText(text), *self._to("thinking")]
             case UserSpeech():
                 return self._user_speech()
+            case UserPaused():
+                return self._user_paused()
             case Transcript(role="user"):
                 return self._user_speech()
             case Transcript():
@@ -190,7 +195,7 @@ class Machine(AlarmRules):
     def _follow_up_seconds(self) -> float:
         return self.timings.follow_up_seconds
 
-    def _wake(self, frame_index: int | None, *, earcon: bool = True) -> list[Effect]:
+    def _wake(self, frame_index: int | None, *, earcon: bool = True, voice: bool = True) -> list[Effect]:
         if self.in_conversation or self.muted or self.state == "booting" or self.mic_failed:
             return []
         self.error = None  # a new attempt clears an earlier session error
@@ -206,8 +211,9 @@ class Machine(AlarmRules):
             OpenSession(frame_index),
             StartTimer("max_session", self.timings.max_session_seconds),
         ]
+        self._turn_markers_reset()
         if self.timings.push_to_talk:
-            fx += [ActivityStart(), Stream(True)]
+            fx += self._open_voice_turn() if voice else []
         else:
             fx += [
                 Stream(True),
@@ -240,6 +246,7 @@ class Machine(AlarmRules):
             self.announcing = False
             earcon = None if earcon == "end" else earcon
         self.in_conversation = False
+        self._turn_markers_reset()
         self.dropping_reply = self.reply_done = self.end_after_reply = False
         self.tools_running.clear()
         fx: list[Effect] = [
@@ -295,15 +302,21 @@ class Machine(AlarmRules):
             ]
         if action == "ptt_start":
             if not self.in_conversation:
-                return self._wake(frame_index)
+                fx = self._wake(frame_index)
+                self.button_turn = True
+                return fx
             fx = []
             if self.state == "speaking":
                 self.dropping_reply = True
                 fx.append(FlushPlayback())
-            return [*fx, Stream(True), ActivityStart(), *self._to("listening")]
+            self.button_turn = True
+            opened: list[Effect] = [] if self.activity_open else [Stream(True), ActivityStart()]
+            self.activity_open = True
+            return [*fx, *opened, *self._to("listening")]
         # ptt_end
         if not self.in_conversation:
             return []
+        self.button_turn = self.activity_open = False
         return [ActivityEnd(), Stream(False), *self._to("thinking")]
 
     def _user_speech(self) -> list[Effect]:
@@ -355,7 +368,7 @@ class Machine(AlarmRules):
         return [*self._to("listening"), *self._follow_up()]
 
     def _follow_up(self) -> list[Effect]:
-        return [StartTimer("follow_up", self.timings.follow_up_seconds)]
+        return [StartTimer("follow_up", self.timings.follow_up_seconds), *self._open_voice_turn()]
 
     def _timer(self, name: TimerName) -> list[Effect]:
         if not self.in_conversation:

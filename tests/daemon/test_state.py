@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from speakerd.effects import Effect, OpenSession, Show, StartTimer, State, Stream, WakeListening
 from speakerd.events import (
     DeviceFault,
@@ -20,7 +23,7 @@ from speakerd.events import (
     UserSpeech,
     WakeDetected,
 )
-from speakerd.state import Machine, Timings
+from speakerd.state import Event, Machine, Timings
 
 
 def kinds(fx: list[Effect]) -> list[str]:
@@ -282,3 +285,63 @@ def test_an_unreachable_service_has_its_own_sound_and_led_until_a_session_works(
     fx = m.handle(UserAction("wake"))
     fx = m.handle(SessionState("failed", "API key not valid", fatal=True))
     assert "earcon:error" in kinds(fx) and state_now(m) == "error"
+
+
+def test_push_to_talk_mode_answers_a_wake_word_and_a_typed_question() -> None:
+    """With push_to_talk the service detects no turns: a pause ends a voice turn the button did not open."""
+    from speakerd.events import UserPaused
+
+    m = started(push_to_talk=True)
+    k = kinds(m.handle(WakeDetected("hey_jarvis", 0.9, 3)))
+    assert k.index("open_session") < k.index("activity_start") < k.index("stream")
+    m.handle(SessionState("ready"))
+    assert m.handle(UserPaused()) == []  # nothing was said yet: keep listening
+    m.handle(UserSpeech())
+    assert kinds(m.handle(UserPaused())) == ["activity_end", "stream", "show:thinking"]
+    m.handle(ReplyAudio(b"\x01\x00"))
+    m.handle(TurnComplete())
+    k = kinds(m.handle(PlaybackDrained()))
+    assert k == ["show:listening", "start_timer", "activity_start", "stream"]  # the follow-up turn opens
+    # A typed question opens no voice turn, so the service answers the text at once.
+    m2 = started(push_to_talk=True)
+    k = kinds(m2.handle(SayText("what time is it")))
+    assert "activity_start" not in k and "send_text" in k
+    # A held button's turn is not ended by a pause, only by the release.
+    m3 = started(push_to_talk=True)
+    m3.handle(UserAction("ptt_start"))
+    m3.handle(UserSpeech())
+    assert m3.handle(UserPaused()) == []
+    assert kinds(m3.handle(UserAction("ptt_end")))[0] == "activity_end"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([
+    "wake", "speech", "paused", "ready", "reply", "turn", "drained", "interrupted", "follow_up", "idle", "max",
+    "mute", "unmute", "end", "ptt_start", "ptt_end", "say", "alarm_on", "alarm_off", "failed", "closed", "reconnecting",
+]), max_size=40), st.booleans())
+def test_streaming_stops_only_with_an_end_marker(steps: list[str], push_to_talk: bool) -> None:
+    """Whatever happens: every time streaming stops in an open session, audioStreamEnd (automatic turn
+    detection) or activityEnd (push-to-talk) goes with it, so the service answers what it has."""
+    from speakerd.effects import ActivityEnd, EndAudioStream
+    from speakerd.events import AlarmRinging, UserPaused
+
+    events: dict[str, Event] = {
+        "wake": WakeDetected("hey_jarvis", 0.9, 1), "speech": UserSpeech(), "paused": UserPaused(),
+        "ready": SessionState("ready"), "reply": ReplyAudio(b"\x01\x00"), "turn": TurnComplete(),
+        "drained": PlaybackDrained(), "interrupted": Interrupted(), "follow_up": TimerFired("follow_up"),
+        "idle": TimerFired("idle_timeout"), "max": TimerFired("max_session"), "mute": UserAction("mute"),
+        "unmute": UserAction("unmute"), "end": UserAction("end"), "ptt_start": UserAction("ptt_start"),
+        "ptt_end": UserAction("ptt_end"), "say": SayText("hi"), "alarm_on": AlarmRinging(True),
+        "alarm_off": AlarmRinging(False), "failed": SessionState("failed", "x"), "closed": SessionState("closed"),
+        "reconnecting": SessionState("reconnecting", "drop"),
+    }
+    m = started(push_to_talk=push_to_talk)
+    streaming = False
+    for step in steps:
+        fx = m.handle(events[step])
+        for i, e in enumerate(fx):
+            if isinstance(e, Stream):
+                if streaming and not e.on:
+                    rest = fx[max(0, i - 1): i + 3]
+                    assert any(isinstance(x, EndAudioStream | ActivityEnd) for x in rest), (step, kinds(fx))
+                streaming = e.on
