@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from speakerd.audio.capture import CaptureStats
-    from speakerd.audio.playback import PlayerStats
+    from speakerd.audio.playqueue import PlayerStats
     from speakerd.config import AudioSettings, Config, WakewordSettings
     from speakerd.events import AudioFrame, DeviceFault, LiveEvent, WakeDetected
     from speakerd.live.tools import Handler, ToolRegistry, ToolSpec

@@ -2,7 +2,8 @@
 
 from speakerd.audio.capture import Capture, CaptureStats
 from speakerd.audio.devices import AudioDeviceError, find_device, list_devices
-from speakerd.audio.playback import Player, PlayerStats
+from speakerd.audio.playback import Player
+from speakerd.audio.playqueue import PlayerStats
 from speakerd.audio.preroll import PrerollBuffer
 from speakerd.audio.resample import StreamResampler
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from speakerd import config
 from speakerd.audio.capture import CaptureStats
-from speakerd.audio.playback import PlayerStats
+from speakerd.audio.playqueue import PlayerStats
 from speakerd.events import FRAME_BYTES, AudioFrame, DeviceFault, LiveEvent, WakeDetected
 from speakerd.live.tools import ToolRegistry
 from speakerd.ports import Backends

@@ -1,0 +1,47 @@
+"""The player's queue on its own, no device: what each period holds while an alarm rings."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from speakerd import config
+from speakerd.audio.playqueue import PlayQueue
+
+
+def queue(volume: int = 50) -> PlayQueue:
+    q = PlayQueue(config.AudioSettings(volume=volume, earcons=False))
+    q._rate, q._period = 24000, 480  # as the writer thread sets them when the device opens
+    return q
+
+
+def periods(q: PlayQueue, n: int) -> list[np.ndarray]:
+    """Up to ``n`` periods, as the writer thread takes them, while something is playable."""
+    out = []
+    while len(out) < n and q._playable() is not None:
+        got = q._next_period()
+        assert got is not None
+        out.append(got[0])
+    return out
+
+
+def test_a_held_reply_waits_while_a_sound_plays_at_its_own_level() -> None:
+    q = queue(volume=50)
+    q.play((np.full(2400, 1000, dtype="<i2")).tobytes())  # 100 ms of reply
+    q.hold(True)
+    q.play_sound("alarm", 80, absolute=True)
+    sound = periods(q, 10_000)
+    assert sound, "the alarm did not play while the reply was held"
+    assert q._playable() is None and len(q._queue) >= 1  # only the held reply is left
+    level = max(float(np.abs(p).max()) for p in sound)
+    assert level > 0.5 * 0.8 * 32767 * 0.6  # 80 % of a clip peaking near 0.6: not scaled by the 50 % volume
+    q.hold(False)
+    reply = np.concatenate(periods(q, 10))
+    assert len(reply) == 2400 and abs(float(reply[1200]) - 500.0) <= 1  # the reply, at the 50 % volume
+
+
+def test_dropping_sounds_keeps_the_reply() -> None:
+    q = queue()
+    q.play((np.full(480, 1000, dtype="<i2")).tobytes())
+    q.play_sound("alarm", 80)
+    q.drop_sounds()
+    assert [c.is_reply for c in q._queue] == [True]
