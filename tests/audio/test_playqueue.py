@@ -16,7 +16,7 @@ def queue(volume: int = 50) -> PlayQueue:
 
 def periods(q: PlayQueue, n: int) -> list[np.ndarray]:
     """Up to ``n`` periods, as the writer thread takes them, while something is playable."""
-    out = []
+    out: list[np.ndarray] = []
     while len(out) < n and q._playable() is not None:
         got = q._next_period()
         assert got is not None
