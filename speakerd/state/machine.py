@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from typing import assert_never
 
 from speakerd.effects import (
-    ActivityEnd,
-    ActivityStart,
     CancelTimer,
     CloseSession,
     Earcon,
@@ -23,7 +21,6 @@ from speakerd.effects import (
     EndAudioStream,
     FlushPlayback,
     Log,
-    Mic,
     OpenSession,
     Play,
     SendText,
@@ -35,7 +32,6 @@ from speakerd.effects import (
     WakeListening,
 )
 from speakerd.events import (
-    Action,
     AlarmRinging,
     Announce,
     DeviceFault,
@@ -58,6 +54,7 @@ from speakerd.events import (
     UserSpeech,
     WakeDetected,
 )
+from speakerd.state.actions import UserActions
 from speakerd.state.alarm import AlarmRules
 from speakerd.state.ptt import PushToTalkRules
 
@@ -95,7 +92,7 @@ class Timings:
 
 
 @dataclass
-class Machine(AlarmRules, PushToTalkRules):
+class Machine(UserActions, AlarmRules, PushToTalkRules):
     """The conversation's rules. ``handle`` returns the effects of one event, in order."""
 
     timings: Timings = field(default_factory=Timings)
@@ -262,62 +259,6 @@ class Machine(AlarmRules, PushToTalkRules):
             fx.append(WakeListening(True))
         fx += self._to("muted" if self.muted else "error" if self.mic_failed else "idle")
         return fx
-
-    def _action(self, action: Action, frame_index: int | None) -> list[Effect]:
-        if action == "stop":
-            return []  # it stops an alarm (AlarmRules); with none ringing there is nothing to stop
-        if action == "wake":
-            return self._wake(frame_index)
-        if action == "interrupt":
-            if self.state == "speaking" or (self.in_conversation and self.reply_done):
-                self.dropping_reply = not self.reply_done
-                self.reply_done = False
-                return [FlushPlayback(), *self._to("listening"), *self._follow_up()]
-            return []
-        if action == "end":
-            return [FlushPlayback(), *self._end("ended by the user")]
-        if action == "mute_toggle":
-            action = "unmute" if self.muted else "mute"
-        if action == "mute":
-            if self.muted:
-                return []
-            self.muted = True  # first: ending the conversation must not show "idle" on the way
-            fx = [FlushPlayback(), *self._end("microphone muted", earcon=None)]
-            return [
-                *fx,
-                WakeListening(False),
-                Mic(False),
-                Earcon("mute"),
-                *self._to("muted"),
-            ]
-        if action == "unmute":
-            if not self.muted:
-                return []
-            self.muted = False
-            return [
-                Mic(True),
-                WakeListening(True),
-                Earcon("unmute"),
-                *self._to("idle"),
-            ]
-        if action == "ptt_start":
-            if not self.in_conversation:
-                fx = self._wake(frame_index)
-                self.button_turn = True
-                return fx
-            fx = []
-            if self.state == "speaking":
-                self.dropping_reply = True
-                fx.append(FlushPlayback())
-            self.button_turn = True
-            opened: list[Effect] = [] if self.activity_open else [Stream(True), ActivityStart()]
-            self.activity_open = True
-            return [*fx, *opened, *self._to("listening")]
-        # ptt_end
-        if not self.in_conversation:
-            return []
-        self.button_turn = self.activity_open = False
-        return [ActivityEnd(), Stream(False), *self._to("thinking")]
 
     def _user_speech(self) -> list[Effect]:
         if not self.in_conversation:
