@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +26,7 @@ from speakerd.audio.playqueue import PlayerStats, PlayQueue, _Chunk
 from speakerd.audio.resample import StreamResampler, resample_once
 from speakerd.config import AudioSettings
 from speakerd.events import SAMPLE_RATE_IN, SAMPLE_RATE_OUT, DeviceFault
+from speakerd.supervise import Supervised
 
 log = logging.getLogger("speakerd.audio")
 __all__ = ["Player", "PlayerStats"]
@@ -45,7 +45,7 @@ class Player(PlayQueue):
         self.loop = loop
         self.on_fault = on_fault
         self.on_first_audio = on_first_audio
-        self._thread: threading.Thread | None = None
+        self._worker = Supervised("speakerd-playback", self._run, on_crash=self._crashed)
         self._echo_resampler: StreamResampler | None = None
         self._down = False  # the device failed and no write has worked since (player thread only)
         self._volume = self._load_volume()
@@ -90,16 +90,28 @@ class Player(PlayQueue):
     # Loop side --------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="speakerd-playback", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def close(self) -> None:
+        self._worker.stop()
         with self._lock:
             self._stop = True
             self._lock.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=3)
+        self._worker.join(timeout=3)
         self._wake_drainers()
+
+    @property
+    def alive(self) -> bool:
+        return self._worker.alive
+
+    def _crashed(self, message: str) -> None:
+        """The writer thread failed (not the device: that is retried in ``_run``): what was queued
+        is dropped, so nothing waits for audio that will not play, and the owner is told."""
+        with self._lock:
+            self._queue.clear()
+            self._busy = False
+            self._wake_drainers()
+        self._post(self.on_fault, DeviceFault("output", message))
 
     # Writer thread ----------------------------------------------------------------------------------
 
