@@ -63,3 +63,36 @@ def test_stop_during_the_backoff_ends_the_thread_at_once() -> None:
         assert worker.join(2)
     finally:
         logging.getLogger("speakerd").setLevel(logging.NOTSET)
+
+
+def test_the_led_animator_comes_back_after_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    from speakerd.hw import patterns
+    from speakerd.hw.leds import Driver, Leds, Pixel
+
+    class Strip(Driver):
+        pixels = 3
+
+        def __init__(self) -> None:
+            self.frames: list[list[Pixel]] = []
+
+        def draw(self, pixels: list[Pixel]) -> None:
+            self.frames.append(pixels)
+
+    real = patterns.frames
+    calls: list[int] = []
+
+    def flaky(*args: object, **kw: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ZeroDivisionError("a pattern bug")
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(patterns, "frames", flaky)
+    strip = Strip()
+    leds = Leds(strip, patterns.patterns_for(False, {}))
+    try:
+        leds.show("listening")
+        wait_for(lambda: strip.frames != [], within=5)  # drawn after the restart
+        assert leds.crashes == 1 and leds.running
+    finally:
+        leds.close()

@@ -20,6 +20,7 @@ from speakerd.config import STATES, PatternSettings
 from speakerd.hw import patterns as pat
 from speakerd.hw.apa102 import APA102, MemorySpi, open_spi, to_pixel
 from speakerd.hw.pins import GpioUnavailable, device_error, is_mock
+from speakerd.supervise import Supervised
 
 if TYPE_CHECKING:
     from speakerd.config import GpioSettings
@@ -173,14 +174,18 @@ class Leds:
         self._closed = False
         self._failed = False
         self.frames_drawn = 0  # for tests and diagnostics: frames the animator has drawn
-        self._thread: threading.Thread | None = None
+        self._worker: Supervised | None = None
         if driver.pixels:
-            self._thread = threading.Thread(target=self._run, name="speakerd-leds", daemon=True)
-            self._thread.start()
+            self._worker = Supervised("speakerd-leds", self._run)
+            self._worker.start()
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._worker is not None and self._worker.alive
+
+    @property
+    def crashes(self) -> int:
+        return self._worker.crashes if self._worker is not None else 0
 
     def show(self, state: str) -> None:
         """Show a state's pattern. Returns at once; the animator thread does the drawing."""
@@ -212,8 +217,9 @@ class Leds:
                 return
             self._closed = True
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker.join(timeout=2.0)
         try:
             self.driver.off()
         except Exception as e:  # a dead SPI bus must not stop shutdown
@@ -226,6 +232,8 @@ class Leds:
     # The animator thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
+        with self._lock:
+            self._restart = self.state is not None  # after a crash: draw the current state afresh
         it: Iterator[pat.Frame] | None = None
         frame: tuple[float, ...] | None = None
         pattern: PatternSettings | None = None
