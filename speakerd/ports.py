@@ -43,6 +43,9 @@ class Speaker(Protocol):
     stats: PlayerStats
 
     @property
+    def has_work(self) -> bool: ...  # something playable waits
+
+    @property
     def volume(self) -> int: ...
 
     @volume.setter
@@ -85,6 +88,9 @@ class WakeWordEngine(Protocol):
 
     frames: int  # frames scored so far
     dropped: int  # frames dropped because scoring fell behind
+
+    @property
+    def pending(self) -> int: ...  # frames waiting to be scored
 
     def feed(self, frame: AudioFrame) -> None: ...
 

@@ -96,3 +96,27 @@ def test_the_led_animator_comes_back_after_a_crash(monkeypatch: pytest.MonkeyPat
         assert leds.crashes == 1 and leds.running
     finally:
         leds.close()
+
+
+def test_progress_calls_a_worker_stuck_only_when_it_has_work_and_does_not_move(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from speakerd.daemon import metrics
+
+    now = [1000.0]
+    monkeypatch.setattr(metrics.time, "monotonic", lambda: now[0])
+    count, work = [0], [False]
+    check = metrics.Progress("the wake-word detector", lambda: count[0], lambda: work[0], limit=10.0)
+    health = metrics.Health(checks=[check])
+    assert health.problem() is None
+    now[0] += 60
+    assert health.problem() is None  # idle for a minute: nothing to do is not stuck
+    work[0] = True
+    count[0] += 1
+    assert health.problem() is None
+    now[0] += 5
+    assert health.problem() is None
+    now[0] += 6
+    assert health.problem() == "the wake-word detector has made no progress for 11 s"
+    count[0] += 1
+    assert health.problem() is None  # moving again

@@ -156,6 +156,12 @@ class PlayQueue:
             self._lock.notify_all()
 
     @property
+    def has_work(self) -> bool:
+        """Something playable waits (a held reply does not count)."""
+        with self._lock:
+            return self._playable() is not None
+
+    @property
     def idle(self) -> bool:
         with self._lock:
             return not self._queue and not self._busy

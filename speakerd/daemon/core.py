@@ -24,7 +24,7 @@ from speakerd.daemon.announcements import Announcements
 from speakerd.daemon.commands import Commands
 from speakerd.daemon.conversation import Conversation
 from speakerd.daemon.executor import Executor
-from speakerd.daemon.metrics import Health, Metrics, SpeechDetector
+from speakerd.daemon.metrics import Health, Metrics, Progress, SpeechDetector
 from speakerd.daemon.parts import Parts, StartupError
 from speakerd.daemon.tasks import Tasks
 from speakerd.daemon.tools import CameraLook, make_tools
@@ -143,6 +143,7 @@ class Daemon:
             self.notifier.stopping(f"error: {e}")
             await parts_.stop(self.parts)
             return False
+        self._watch_progress()
         self.alarms.start()  # after the speaker: a timer that came due while down rings now
         self.tools = self.make_tools()
         interval = systemd.watchdog_interval()
@@ -154,6 +155,18 @@ class Daemon:
         log.info("speakerd ready in %.2f s", took,
                  extra=systemd.fields(state=self.machine.state, start_to_ready=f"{took:.3f}"))
         return True
+
+    def _watch_progress(self) -> None:
+        """Workers that have work but stop moving hold back the watchdog (a crash is restarted)."""
+        p = self.parts
+        if p.detector is not None:
+            detector = p.detector
+            self.health.checks.append(Progress("the wake-word detector", lambda: detector.frames,
+                                               lambda: detector.pending > 0))
+        if p.player is not None:
+            player = p.player
+            self.health.checks.append(Progress("the speaker", lambda: player.stats.periods,
+                                               lambda: player.has_work, limit=30.0))
 
     async def shutdown(self) -> None:
         self.notifier.stopping()

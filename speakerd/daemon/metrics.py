@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -39,13 +40,42 @@ class Health:
             self.last_frame = time.monotonic()  # the clock starts now, not at the last frame
         self.mic_expected = on
 
+    checks: list[Progress] = field(default_factory=list)
+
     def problem(self) -> str | None:
+        """What is really stuck, if anything: the watchdog is withheld only then."""
+        for check in self.checks:
+            stuck = check.problem()
+            if stuck is not None:
+                return stuck
         if not self.mic_expected:
             return None
         now = time.monotonic()
         last = self.last_frame if self.last_frame is not None else self.started
         if now - last > self.frame_timeout:
             return f"no microphone frames for {now - last:.1f} s"
+        return None
+
+
+@dataclass
+class Progress:
+    """A worker that has work but has not moved its counter for ``limit`` seconds is stuck (a
+    driver call that never returns, a deadlock); a crashing one is restarted, not stuck."""
+
+    name: str
+    counter: Callable[[], int]
+    has_work: Callable[[], bool]
+    limit: float = 10.0
+    _last: int = -1
+    _since: float = field(default_factory=time.monotonic)
+
+    def problem(self) -> str | None:
+        now, count = time.monotonic(), self.counter()
+        if count != self._last or not self.has_work():
+            self._last, self._since = count, now
+            return None
+        if now - self._since > self.limit:
+            return f"{self.name} has made no progress for {now - self._since:.0f} s"
         return None
 
 

@@ -87,6 +87,10 @@ class FakeSpeaker:
     def play_earcon(self, name: str) -> None:
         self.earcons.append(name)
 
+    @property
+    def has_work(self) -> bool:
+        return False
+
     def play_sound(self, name: str, volume: int, *, absolute: bool = False) -> None:
         self.sounds.append((name, volume))
 
@@ -125,6 +129,8 @@ class FakeEngine:
         self.paused = False
         self.closed = False
         self.fed: list[int] = []
+
+    pending = 0
 
     def feed(self, frame: AudioFrame) -> None:
         if not self.paused:

@@ -106,7 +106,7 @@ class ClapDetector:
     def __init__(self, settings: config.WakewordSettings, loop: asyncio.AbstractEventLoop,
                  on_wake: Callable[[WakeDetected], None]) -> None:
         self.on_wake = on_wake
-        self.frames = self.dropped = 0
+        self.frames = self.dropped = self.pending = 0
         self.paused = False
 
     def feed(self, frame: AudioFrame) -> None:
