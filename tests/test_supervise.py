@@ -98,15 +98,13 @@ def test_the_led_animator_comes_back_after_a_crash(monkeypatch: pytest.MonkeyPat
         leds.close()
 
 
-def test_progress_calls_a_worker_stuck_only_when_it_has_work_and_does_not_move(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_progress_calls_a_worker_stuck_only_when_it_has_work_and_does_not_move() -> None:
     from speakerd.daemon import metrics
 
     now = [1000.0]
-    monkeypatch.setattr(metrics.time, "monotonic", lambda: now[0])
     count, work = [0], [False]
-    check = metrics.Progress("the wake-word detector", lambda: count[0], lambda: work[0], limit=10.0)
+    check = metrics.Progress("the wake-word detector", lambda: count[0], lambda: work[0], limit=10.0,
+                             clock=lambda: now[0])
     health = metrics.Health(checks=[check])
     assert health.problem() is None
     now[0] += 60

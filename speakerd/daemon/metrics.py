@@ -66,11 +66,12 @@ class Progress:
     counter: Callable[[], int]
     has_work: Callable[[], bool]
     limit: float = 10.0
+    clock: Callable[[], float] = time.monotonic
     _last: int = -1
-    _since: float = field(default_factory=time.monotonic)
+    _since: float = -1.0
 
     def problem(self) -> str | None:
-        now, count = time.monotonic(), self.counter()
+        now, count = self.clock(), self.counter()
         if count != self._last or not self.has_work():
             self._last, self._since = count, now
             return None
