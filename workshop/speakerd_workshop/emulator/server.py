@@ -19,7 +19,6 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
@@ -301,8 +300,8 @@ class Emulator:
         protocol.receive_data(head)
         events = protocol.events_received()
         request = events[0] if events and isinstance(events[0], Request) else None
-        url = urlsplit(request.path if request else "/")
-        m = PATH_RE.match(url.path)
+        path, query = wire.split_target(request.path if request else "/")
+        m = PATH_RE.match(path)
         if request is None or m is None:
             response = protocol.reject(404, "Not Found\n")
             protocol.send_response(response)
@@ -317,13 +316,12 @@ class Emulator:
         await writer.drain()
         if response.status_code != 101:
             return
-        query = {k: v[0] for k, v in parse_qs(url.query).items()}
         hdrs = {k.lower(): v for k, v in request.headers.raw_items()}
         auth, credential = _credential(hdrs, query, constrained=m.group(2).endswith("Constrained"))
         with self.cond:
             info = ConnectionInfo(
                 id=len(self._connections) + 1,
-                path=url.path,
+                path=path,
                 api_version=m.group(1),
                 method=m.group(2),
                 auth=auth,

@@ -15,7 +15,6 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from speakerd_workshop.emulator import wire
 from speakerd_workshop.emulator.records import BAD_KEY, NO_KEY, Closing
@@ -116,15 +115,14 @@ class TokenStore:
         self, api_key: str, method: str, target: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, Json]:
         """Status and JSON body for one HTTP request (only ``POST /v1alpha/auth_tokens`` exists)."""
-        url = urlsplit(target)
-        query = parse_qs(url.query)
-        m = TOKEN_PATH_RE.match(url.path)
+        path, query = wire.split_target(target)
+        m = TOKEN_PATH_RE.match(path)
         if m is None or method != "POST":
-            status, payload = 404, http_error(404, "NOT_FOUND", f"Method not found: {method} {url.path}")
+            status, payload = 404, http_error(404, "NOT_FOUND", f"Method not found: {method} {path}")
         elif m.group(1) != "v1alpha":
             status, payload = 404, http_error(404, "NOT_FOUND", "auth_tokens is served on v1alpha only.")
         else:
-            key = headers.get("x-goog-api-key") or next(iter(query.get("key") or []), None)
+            key = headers.get("x-goog-api-key") or query.get("key")
             if not key:
                 status, payload = 403, http_error(403, "PERMISSION_DENIED", NO_KEY)
             elif key != api_key:
