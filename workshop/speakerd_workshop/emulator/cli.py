@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
+from speakerd_workshop.emulator import redact
 from speakerd_workshop.emulator.scenario import ScenarioError
 from speakerd_workshop.emulator.server import Emulator
 from speakerd_workshop.emulator.tts import AudioFileError
@@ -62,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    redact.install(args.api_key)
     if args.port < 0 or args.port > 65535 or args.pace <= 0:
         print("speakerd emulator: --port must be 0..65535 and --pace positive", file=sys.stderr)
         return EX_USAGE

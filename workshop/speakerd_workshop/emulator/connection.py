@@ -5,6 +5,7 @@ constraints, resumption) and the start of the session.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from speakerd_workshop.emulator import models, wire
@@ -14,6 +15,8 @@ from speakerd_workshop.emulator.records import BAD_KEY, NO_KEY, Closing, Receive
 from speakerd_workshop.emulator.tokens import constrain
 from speakerd_workshop.emulator.vad import EnergyVad, VadSettings
 from speakerd_workshop.emulator.wire import Json
+
+log = logging.getLogger("speakerd_workshop.emulator")
 
 
 class Connection(TurnEngine):
@@ -83,6 +86,7 @@ class Connection(TurnEngine):
             info.resumed_handle = resume_handle
         self.rules = rules
         self.setup = setup
+        log.debug("connection %d: setup %s%s", info.id, model, f" resuming {resume_handle}" if resume_handle else "")
         ric = setup.get("realtimeInputConfig") or {}
         aad = ric.get("automaticActivityDetection") or {}
         self.manual = bool(aad.get("disabled"))

@@ -116,6 +116,7 @@ class Link:
                 self.info.closed_reason = reason
                 self.info.closed_by = by
                 self.info.closed = time.monotonic()
+                log.debug("connection %d: closed %s %r by %s", self.info.id, code, reason, by)
             self.emu.cond.notify_all()
 
     async def _writer(self) -> None:

@@ -284,6 +284,7 @@ class Emulator:
         length = int(headers.get("content-length", "0") or 0)
         body = await reader.readexactly(length) if length else b""
         status, payload = self.token_store.http_response(self.api_key, method, target, headers, body)
+        log.debug("%s %s: %d %s", method, target, status, payload.get("name") or payload.get("error", ""))
         raw = json.dumps(payload).encode()
         reason = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found"}[status]
         writer.write(
@@ -331,6 +332,7 @@ class Emulator:
             )
             self._connections.append(info)
             self.cond.notify_all()
+        log.debug("connection %d: GET %s (auth %s, key %s)", info.id, request.path, auth, credential)
         conn = Connection(self, info, protocol, reader, writer)
         self._live[info.id] = conn
         try:
