@@ -121,7 +121,8 @@ class Connection(TurnEngine):
             if f.kind in ("close", "drop", "malformed", "oversized", "raw") and f.during == "reply":
                 self.faults.append(f)
             elif f.kind == "go_away":
-                self.spawn(self._go_away(self.emu.go_away_before_seconds))
+                self.spawn(self._go_away(f.seconds or self.emu.go_away_before_seconds))
+        self.spawn(self._session_limit())
         if self.emu.connection_lifetime_seconds is not None:
             self.spawn(self._lifetime(self.emu.connection_lifetime_seconds))
         self.spawn(self._turn_worker())

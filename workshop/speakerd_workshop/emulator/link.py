@@ -67,7 +67,7 @@ class Link:
         self.frames_total = 0  # image frames received on this connection
         self.frames_mark = 0  # frames already told of by a {frames} placeholder
         self.frame_tokens = 0  # VIDEO prompt tokens not yet reported in usageMetadata
-        self.limit_armed = False
+        self.media_changed = asyncio.Event()  # audio or video seen for the first time
 
     # ---- plumbing --------------------------------------------------------------------------
 

@@ -26,7 +26,16 @@ from websockets.server import ServerProtocol
 from speakerd_workshop.emulator import video, wire
 from speakerd_workshop.emulator.certs import CertFiles, ensure_certs
 from speakerd_workshop.emulator.connection import Connection
-from speakerd_workshop.emulator.faults import Fault, FaultKind, RawFrame, fault
+from speakerd_workshop.emulator.faults import (
+    AUDIO_LIMIT_SECONDS,
+    AUDIO_VIDEO_LIMIT_SECONDS,
+    GO_AWAY_BEFORE_SECONDS,
+    LIFETIME_SECONDS,
+    Fault,
+    FaultKind,
+    RawFrame,
+    fault,
+)
 from speakerd_workshop.emulator.link import Link
 from speakerd_workshop.emulator.records import (
     Closing,
@@ -72,11 +81,12 @@ class Emulator:
         port: int = 0,
         cert_dir: Path | None = None,
         handle_validity_seconds: float = 7200,
-        connection_lifetime_seconds: float | None = None,
-        go_away_before_seconds: float = 5.0,
+        connection_lifetime_seconds: float | None = LIFETIME_SECONDS,
+        go_away_before_seconds: float = GO_AWAY_BEFORE_SECONDS,
         pace: float = 1.0,
         reply_delay_seconds: float = 0.0,
-        audio_video_limit_seconds: float = video.AUDIO_VIDEO_LIMIT_SECONDS,
+        audio_limit_seconds: float | None = AUDIO_LIMIT_SECONDS,
+        audio_video_limit_seconds: float | None = AUDIO_VIDEO_LIMIT_SECONDS,
     ) -> None:
         if scenario is None:
             scenario = Path(__file__).with_name("scenarios") / "default.toml"
@@ -92,6 +102,7 @@ class Emulator:
         self.go_away_before_seconds = go_away_before_seconds
         self.pace = pace
         self.reply_delay_seconds = reply_delay_seconds
+        self.audio_limit_seconds = audio_limit_seconds
         self.audio_video_limit_seconds = audio_video_limit_seconds
         self.cond = threading.Condition(threading.RLock())
         self._received: list[Received] = []
