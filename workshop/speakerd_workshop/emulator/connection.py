@@ -75,9 +75,12 @@ class Connection(TurnEngine):
         rules = models.MODELS.get(model)
         if rules is None:
             raise Closing(1008, models.not_found_reason(model, info.api_version))
-        rejected = models.rejection(rules, setup)
+        rejected = models.rejection(rules, setup) or models.unsupported_tool(setup)
         if rejected:
             raise Closing(1008, rejected)
+        invalid = models.invalid_argument(setup)
+        if invalid:
+            raise Closing(1007, invalid)
         if resume_handle:
             self.convo = self.emu.resume(str(resume_handle), model)
         with self.emu.cond:

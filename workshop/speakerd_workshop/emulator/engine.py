@@ -91,6 +91,7 @@ class TurnEngine(FaultActions):
                 self._user_turn("audio", None, "activityEnd")
         text = body.get("text")
         if isinstance(text, str) and text:
+            self._text_allowed()
             self._activity_start("text")
             self._user_turn("text", text, "text")
 
@@ -101,8 +102,14 @@ class TurnEngine(FaultActions):
         count, self.frames_mark = self.frames_total - self.frames_mark, self.frames_total
         return text.replace("{frames}", str(count))
 
+    def _text_allowed(self) -> None:
+        assert self.rules is not None
+        if not self.rules.text_input:
+            raise Closing(1008, f"text input is not supported by models/{self.rules.name}.")
+
     def _client_content(self, body: Json) -> None:
         assert self.rules is not None
+        self._text_allowed()
         if not self.rules.client_content_anytime and (
             self.seen_realtime
             or not (self.setup.get("historyConfig") or {}).get("initialHistoryInClientContent")
