@@ -104,7 +104,7 @@ def test_scenario_errors_are_one_line(tmp_path: Path, text: str, needle: str) ->
 
 def test_builtin_scenario_loads() -> None:
     sc = Scenario.load(ROOT / "workshop" / "speakerd_workshop" / "emulator" / "scenarios" / "default.toml")
-    assert sc.turns and sc.default_reply
+    assert sc.rules and sc.default_reply and not sc.turns
 
 
 def test_certificates_are_reused_and_verify(tmp_path: Path) -> None:

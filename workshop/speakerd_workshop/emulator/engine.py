@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 from speakerd_workshop.emulator import models, tts, video, wire
+from speakerd_workshop.emulator.answer import FILLER, decide
 from speakerd_workshop.emulator.faults import FaultActions
 from speakerd_workshop.emulator.records import Closing, Pending
 from speakerd_workshop.emulator.wire import Json
@@ -204,26 +205,32 @@ class TurnEngine(FaultActions):
 
     async def _respond(self, kind: str, text: str | None) -> None:
         assert self.rules is not None
-        turn = self.emu.scenario.turn(self.convo.turn_index)
+        scenario = self.emu.scenario
+        exchange = None
+        if kind == "audio":
+            text, exchange = scenario.heard(self.convo.spoken_index, self.convo.turn_index)
+            self.convo.spoken_index += 1
+        turn_index = self.convo.turn_index
         self.convo.turn_index += 1
         prompt_seconds, self.turn_audio_seconds = self.turn_audio_seconds, 0.0
-        if kind == "audio":
-            text = turn.user_transcript
-            if text and "inputAudioTranscription" in self.setup:
-                self.send(
-                    {"serverContent": {"inputTranscription": {"text": text, "finished": True}}},
-                    tag="inputTranscription",
-                )
+        if kind == "audio" and text and "inputAudioTranscription" in self.setup:
+            self.send(
+                {"serverContent": {"inputTranscription": {"text": text, "finished": True}}},
+                tag="inputTranscription",
+            )
         self.convo.history.append({"role": "user", "text": text or ""})
         self._resumption()
         if self.emu.reply_delay_seconds > 0:
             await asyncio.sleep(self.emu.reply_delay_seconds)
         declared = {str(d.get("name")): d for d in models.declarations(self.setup)}
+        answer = decide(
+            scenario, text or "", exchange, turn_index, set(declared), models.search_declared(self.setup)
+        )
+        for name in answer.undeclared:
+            self.emu.event(self.info.id, "toolNotDeclared", name=name)
+        turn = answer.turn
         calls = []
-        for spec in turn.tool_calls:
-            if spec.name not in declared:
-                self.emu.event(self.info.id, "toolNotDeclared", name=spec.name)
-                continue
+        for spec in answer.calls:
             behavior = declared[spec.name].get("behavior")
             nb = spec.non_blocking
             if nb is None:
@@ -244,12 +251,23 @@ class TurnEngine(FaultActions):
                     self.convo.history.append({"role": "tool", "name": p.name, "response": r})
                 reply = self._frames(_fill(turn.after_tool_text or turn.reply_text, list(results)))
                 audio = None
-        await self._speak(reply, audio, prompt_seconds, len((text or "").split()))
+            elif not reply and audio is None:
+                reply = FILLER  # never a silent turn: the result is spoken when it arrives
+        if answer.grounding is not None:
+            self.emu.event(self.info.id, "grounding", queries=answer.grounding["webSearchQueries"])
+        await self._speak(reply, audio, prompt_seconds, len((text or "").split()), answer.grounding)
 
     async def _speak_turn(self, text: str) -> None:
         await self._speak(text, None, 0.0, 0)
 
-    async def _speak(self, text: str, audio: Path | None, prompt_seconds: float, prompt_words: int) -> None:
+    async def _speak(
+        self,
+        text: str,
+        audio: Path | None,
+        prompt_seconds: float,
+        prompt_words: int,
+        grounding: Json | None = None,
+    ) -> None:
         assert self.rules is not None
         pcm = (
             await asyncio.to_thread(tts.read_wav, audio)
@@ -277,6 +295,11 @@ class TurnEngine(FaultActions):
             said = "".join(per_chunk[k]) if k < len(per_chunk) else ""
             if said and self.rules.multi_part:
                 content["outputTranscription"] = {"text": said}
+            if k == 0 and grounding is not None:
+                if self.rules.multi_part:
+                    content["groundingMetadata"] = grounding
+                else:  # one field per message on 2.5: the sources come just before the audio
+                    self.send({"serverContent": {"groundingMetadata": grounding}}, tag="groundingMetadata")
             if content:
                 self.send({"serverContent": content}, tag="firstAudio" if k == 0 and chunk else None)
             if said and not self.rules.multi_part:

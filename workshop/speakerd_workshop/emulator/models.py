@@ -156,3 +156,10 @@ def unsupported_tool(setup: Json) -> str | None:
         if isinstance(tool, dict) and any(k in tool for k in UNSUPPORTED_TOOLS):
             return NOT_SUPPORTED
     return None
+
+
+def search_declared(setup: Json) -> bool:
+    """Whether the client declared Google Search grounding (``googleSearch`` or the older ``googleSearchRetrieval``)."""
+    return any(
+        isinstance(t, dict) and ("googleSearch" in t or "googleSearchRetrieval" in t) for t in setup.get("tools") or []
+    )
