@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import ssl
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 import websockets
 from google import genai
 from google.genai import types
+from speakerd_workshop.emulator import EmulatorThread
 from speakerd_workshop.emulator.redact import redact
 
 from tests.emulator.conftest import MODEL, CliEmulator
@@ -51,3 +53,17 @@ async def test_verbose_log_shows_connections_but_no_secrets(tmp_path: Path) -> N
     assert "connection 3: GET" in log and "x-goog-api-key: <redacted>" in log  # it did log, verbosely
     secret = token.name.removeprefix("auth_tokens/")
     assert KEY not in log and secret not in log
+
+
+async def test_emulator_thread_logs_carry_no_key(emu: EmulatorThread, caplog: pytest.LogCaptureFixture) -> None:
+    """In-process use (tests, bench, the rig): the records are clean at the source, whatever handler."""
+    caplog.set_level(logging.DEBUG)
+    url = (f"wss://127.0.0.1:{emu.port}//ws/google.ai.generativelanguage.v1beta.GenerativeService."
+           f"BidiGenerateContent?key={emu.api_key}")
+    async with websockets.connect(url, ssl=ssl.create_default_context(cafile=str(emu.ca_file)),
+                                  additional_headers={"x-goog-api-key": emu.api_key}) as ws:
+        await ws.send(json.dumps({"setup": {"model": f"models/{MODEL}"}}))
+        assert json.loads(await ws.recv()) == {"setupComplete": {}}
+    server = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("websockets.client"))
+    assert "?key=<redacted>" in server and "x-goog-api-key: <redacted>" in server
+    assert emu.api_key not in server

@@ -49,6 +49,21 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+LOGGERS = ("speakerd_workshop.emulator", "websockets.server", "websockets")
+
+
+def protect(*secrets: str) -> None:
+    """Put a :class:`RedactingFilter` on the loggers the emulator's records come from, so every
+    handler (a CLI's, pytest's, a daemon's) gets them clean."""
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        mine = [f for f in logger.filters if isinstance(f, RedactingFilter)]
+        if mine:
+            mine[0].secrets = tuple(dict.fromkeys(mine[0].secrets + tuple(s for s in secrets if s)))
+        else:
+            logger.addFilter(RedactingFilter(*secrets))
+
+
 def install(*secrets: str) -> None:
     """Put a :class:`RedactingFilter` on every handler of the root logger."""
     for handler in logging.getLogger().handlers:

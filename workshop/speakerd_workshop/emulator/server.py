@@ -23,7 +23,7 @@ from typing import Any
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
-from speakerd_workshop.emulator import video, wire
+from speakerd_workshop.emulator import redact, video, wire
 from speakerd_workshop.emulator.certs import CertFiles, ensure_certs
 from speakerd_workshop.emulator.connection import Connection
 from speakerd_workshop.emulator.faults import (
@@ -127,6 +127,7 @@ class Emulator:
             cert_dir = Path(self._tmp.name)
         else:
             cert_dir = self.cert_dir
+        redact.protect(self.api_key)
         self.certs = await asyncio.to_thread(ensure_certs, cert_dir)
         self._server = await asyncio.start_server(
             self._serve, self.host, self.port, ssl=self.certs.server_context(), limit=1 << 16
@@ -343,7 +344,7 @@ class Emulator:
             )
             self._connections.append(info)
             self.cond.notify_all()
-        log.debug("connection %d: GET %s (auth %s, key %s)", info.id, request.path, auth, credential)
+        log.debug("connection %d: GET %s (auth %s)", info.id, request.path, auth)
         conn = Connection(self, info, protocol, reader, writer)
         self._live[info.id] = conn
         try:
