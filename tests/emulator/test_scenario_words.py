@@ -164,3 +164,16 @@ async def test_grounding_metadata_parsed_by_the_sdk(default_emu: EmulatorThread)
     assert gm.grounding_chunks and all(c.web and c.web.uri and c.web.title for c in gm.grounding_chunks)
     assert gm.grounding_supports and gm.grounding_supports[0].segment
     assert turn.output_text.startswith("According to the web")
+
+
+async def test_blocking_call_without_words_still_speaks(cert_dir: Path) -> None:
+    sc = Scenario.from_dict({"rules": [{"when": "volume", "tool_calls": [{"name": "set_volume"}]}]})
+    with EmulatorThread(sc, cert_dir=cert_dir, pace=8.0) as emu:
+        async with client(emu).aio.live.connect(model=MODEL, config=config(
+                tools=[types.Tool(function_declarations=[VOLUME])])) as s:
+            await s.send_realtime_input(text="volume up")
+            call = (await collect_turn(s, until="tool_call")).tool_calls[0]
+            await s.send_tool_response(function_responses=[
+                types.FunctionResponse(id=call.id, name=call.name, response={"result": "ok"})])
+            after = await collect_turn(s)
+    assert after.audio and after.output_text == "Done."

@@ -16,6 +16,7 @@ from speakerd_workshop.emulator.scenario import Scenario, Source, ToolCallSpec, 
 from speakerd_workshop.emulator.wire import Json
 
 FILLER = "One moment."  # said while a non-blocking call runs when the script gives no words
+DONE = "Done."  # said after a blocking call's result when the script gives no words
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import json
 import uuid
 
 from speakerd_workshop.emulator import models, video, wire
-from speakerd_workshop.emulator.answer import FILLER, decide
+from speakerd_workshop.emulator.answer import DONE, FILLER, decide
 from speakerd_workshop.emulator.records import Closing, Pending
 from speakerd_workshop.emulator.voice import Voice
 from speakerd_workshop.emulator.wire import Json
@@ -242,7 +242,7 @@ class TurnEngine(Voice):
                 results = await asyncio.gather(*(p.future for p in blocking))
                 for p, r in zip(blocking, results, strict=True):
                     self.convo.history.append({"role": "tool", "name": p.name, "response": r})
-                reply = self._frames(_fill(turn.after_tool_text or turn.reply_text, list(results)))
+                reply = self._frames(_fill(turn.after_tool_text or turn.reply_text or DONE, list(results)))
                 audio = None
             elif not reply and audio is None:
                 reply = FILLER  # never a silent turn: the result is spoken when it arrives
