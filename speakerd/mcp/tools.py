@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import importlib
 import json
 import logging
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -74,6 +76,8 @@ class McpTools:
     async def refresh(self) -> None:
         """List every server's tools again, concurrently, each bounded by its own timeout."""
         self._sync_servers()
+        if self._servers:
+            await load_sdk()
         await asyncio.gather(*(self._list(s) for s in self._servers.values()))
 
     async def reconfigure(self, servers: Sequence[McpServerSettings]) -> None:
@@ -125,6 +129,7 @@ class McpTools:
         s = server.settings
         server.last_try = asyncio.get_running_loop().time()
         server.listing = True
+        await load_sdk()
         try:
             async with asyncio.timeout(s.timeout_seconds), server.link.use() as client:
                 listed: list[Tool] = []
@@ -196,6 +201,7 @@ class McpTools:
         except ToolArgumentError as e:
             log.warning("tool %s: refused the model's arguments: %s", spec.name, e)
             return {"error": f"invalid arguments: {e}"}
+        await load_sdk()
         try:
             async with asyncio.timeout(s.timeout_seconds), server.link.use() as client:
                 result = await client.call_tool(tool_name, args)
@@ -211,6 +217,13 @@ class McpTools:
                 return {"error": f"{s.name} refused the call: {leaf(e).message[:200]}"}  # type: ignore[attr-defined]
             return {"error": f"{s.name} is not reachable right now ({type(leaf(e)).__name__})"}
         return answer(result, s.max_output_bytes)
+
+
+async def load_sdk() -> None:
+    """Import the SDK on a worker thread: ~1 s here, more on a Pi, must neither block the loop
+    (the voice path) nor count against a server's timeout."""
+    if "mcp.client.streamable_http" not in sys.modules:
+        await asyncio.to_thread(importlib.import_module, "mcp.client.streamable_http")
 
 
 # What the SDK itself reports when the connection, not the server, failed (see its transports).

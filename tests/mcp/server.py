@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,10 @@ def build(record: Path) -> MCPServer:
     def either(target: int | str) -> str:
         note("either", target=target)
         return str(target)
+
+    @server.tool(description="The server's process id.")
+    def pid() -> str:
+        return str(os.getpid())
 
     @server.tool(description="Unlocks the front door.")
     def unlock_door() -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,7 +41,7 @@ async def test_http_tools_listed_declared_validated_and_called(
         await mcp.refresh()
         tools = mcp.tools()
         assert set(tools) == {"ha__HassTurnOn", "ha__light_set", "ha__slow", "ha__broken", "ha__chatty",
-                              "ha__unlock_door", "ha__refuse"}
+                              "ha__unlock_door", "ha__refuse", "ha__pid"}
         spec, handler = tools["ha__HassTurnOn"]
         assert spec.parameters == LIGHT and spec.description == "Turns on a device or entity by its name."
         # The union tool is left out with one warning naming it; the others are untouched.
@@ -87,6 +89,33 @@ async def test_stdio_server_called_and_answered(tmp_path: Path) -> None:
                                       {"tool": "light_set", "args": {"name": "desk", "brightness": 70}}]
     finally:
         await mcp.close()
+
+
+@pytest.mark.slow
+async def test_stdio_server_killed_mid_session_is_restarted(tmp_path: Path) -> None:
+    mcp = McpTools([stdio_settings(tmp_path / "calls.jsonl", allow=["pid", "light_set"])])
+    try:
+        await mcp.refresh()
+        _, pid = mcp.tools()["local__pid"]
+        first = int((await pid())["output"])
+        assert int((await pid())["output"]) == first  # one process, kept between calls
+        os.kill(first, signal.SIGKILL)
+        gone = await pid()
+        assert gone["error"].startswith("local is not reachable right now"), gone
+        second = int((await pid())["output"])
+        assert second != first
+        assert await mcp.tools()["local__light_set"][1](name="lamp", brightness=1) == {"output": "lamp at 1%"}
+    finally:
+        await mcp.close()
+    await until(lambda: _gone(second))  # close() ended the server process
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"  # exited, not yet reaped
 
 
 @pytest.mark.slow
