@@ -88,13 +88,20 @@ class Link:
         finally:
             self._busy -= 1
             self._last_used = asyncio.get_running_loop().time()
+            if self._busy == 0 and self.settings.idle_seconds == 0:  # one connection per use
+                self._closing = True
+                self._stop.set()
 
     async def _get(self) -> Client:
         async with self._lock:
+            self._busy += 1  # before opening: the owner must not see an idle connection and close it
             if self._client is None or self._closing or self._owner is None or self._owner.done():
                 self.drop()
-                self._client = await self._open()
-            self._busy += 1
+                try:
+                    self._client = await self._open()
+                except BaseException:
+                    self._busy -= 1
+                    raise
             return self._client
 
     async def _open(self) -> Client:

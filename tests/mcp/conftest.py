@@ -22,7 +22,8 @@ TOKEN = "test-ha-long-lived-token-0123456789"
 class HttpServer:
     """The test server as a subprocess on 127.0.0.1; ``kill`` and ``start`` again on the same port."""
 
-    def __init__(self, tmp: Path, token: str = TOKEN) -> None:
+    def __init__(self, tmp: Path, token: str = TOKEN, *, json_response: bool = False) -> None:
+        self.json_response = json_response
         self.record = tmp / "calls.jsonl"
         self.token_file = tmp / "server-token"
         self.token_file.write_text(token)
@@ -32,7 +33,7 @@ class HttpServer:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, str(SERVER), "http", "--record", str(self.record), "--port", str(self.port),
-             "--token-file", str(self.token_file)],
+             "--token-file", str(self.token_file), *(["--json-response"] if self.json_response else [])],
             stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         ready, _, _ = select.select([self.proc.stdout], [], [], 30)

@@ -99,13 +99,15 @@ def main() -> None:
     ap.add_argument("--record", type=Path, required=True)
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--token-file", type=Path)
+    ap.add_argument("--json-response", action="store_true", help="answer with JSON, as Home Assistant does")
     a = ap.parse_args()
     server = build(a.record)
     if a.transport == "stdio":
         server.run("stdio")
         return
     token = a.token_file.read_text().strip() if a.token_file else ""
-    app = BearerCheck(server.streamable_http_app(streamable_http_path="/api/mcp"), token)
+    app = BearerCheck(server.streamable_http_app(streamable_http_path="/api/mcp",
+                                                          json_response=a.json_response), token)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", a.port))

@@ -218,3 +218,20 @@ async def test_missing_credential_is_one_line(caplog: pytest.LogCaptureFixture, 
                                     "its tools are left out until it answers"]
     finally:
         await mcp.close()
+
+
+@pytest.mark.slow
+async def test_json_answers_and_a_connection_per_call(tmp_path: Path, creds: dict[str, str]) -> None:
+    """Home Assistant answers with plain JSON; idle_seconds = 0 opens a connection for every use."""
+    server = HttpServer(tmp_path, json_response=True)
+    server.start()
+    mcp = McpTools([http_settings(server, idle_seconds=0)], env=creds)
+    try:
+        await mcp.refresh()
+        _, turn_on = mcp.tools()["ha__HassTurnOn"]
+        for room in ("hall", "attic", "porch"):
+            assert await turn_on(name="lamp", area=room) == {"output": f"Turned on lamp in the {room}"}
+        assert [c["args"]["area"] for c in server.calls()] == ["hall", "attic", "porch"]
+    finally:
+        await mcp.close()
+        server.kill()
