@@ -224,6 +224,10 @@ async def load_sdk() -> None:
     (the voice path) nor count against a server's timeout."""
     if "mcp.client.streamable_http" not in sys.modules:
         await asyncio.to_thread(importlib.import_module, "mcp.client.streamable_http")
+        # One line per HTTP request at INFO, and the SDK's own view of failures we already report.
+        for noisy in ("httpx2", "httpcore2", "mcp", "client"):
+            logger = logging.getLogger(noisy)
+            logger.setLevel(max(logging.ERROR, logging.getLogger().level, logger.level))
 
 
 # What the SDK itself reports when the connection, not the server, failed (see its transports).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -109,3 +110,19 @@ def test_settings_rules() -> None:
     for bad, rule in cases:
         with pytest.raises(ValidationError, match=rule):
             McpServerSettings(**bad)
+
+
+def test_the_documented_toml_loads() -> None:
+    """The [[tools.mcp]] entries exactly as docs/mcp.md shows them."""
+    import tomllib
+
+    from pydantic import TypeAdapter
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "mcp.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in doc.split("```toml\n")[1:]]
+    assert len(blocks) == 2
+    servers = TypeAdapter(list[McpServerSettings]).validate_python(
+        [e for b in blocks for e in tomllib.loads(b)["tools"]["mcp"]])
+    assert [s.name for s in servers] == ["ha", "notes"]
+    assert servers[0].url == "http://homeassistant.local:8123/api/mcp" and servers[0].token_credential == "ha-token"
+    assert servers[1].command and servers[1].url is None
