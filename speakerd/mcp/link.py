@@ -187,6 +187,11 @@ class Link:
     def _env_get(self, key: str) -> str | None:
         return (os.environ if self._env is None else self._env).get(key)
 
+    @property
+    def idle(self) -> bool:
+        """No connection open and none still closing."""
+        return self._owner is None and not self._old
+
     def drop(self) -> None:
         """Forget the connection (it failed, or the settings changed); it closes in the background."""
         self._client = None

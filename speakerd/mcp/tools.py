@@ -61,6 +61,7 @@ class McpTools:
         self._retry_seconds = retry_seconds
         self._servers: dict[str, _Server] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._retired: list[Link] = []  # links of servers removed or changed by a reload
         self._settings: tuple[McpServerSettings, ...] = tuple(servers)
 
     # What the daemon calls ---------------------------------------------------------------------------
@@ -90,8 +91,10 @@ class McpTools:
             task.cancel()
         if self._background:
             await asyncio.wait(self._background, timeout=5.0)
-        await asyncio.gather(*(s.link.close() for s in self._servers.values()))
+        links = [s.link for s in self._servers.values()] + self._retired
+        await asyncio.gather(*(link.close() for link in links))
         self._servers.clear()
+        self._retired.clear()
 
     def status(self) -> dict[str, bool | None]:
         """Each server's last known state: True up, False down, None never listed."""
@@ -101,9 +104,11 @@ class McpTools:
 
     def _sync_servers(self) -> None:
         wanted = {s.name: s for s in self._settings}
+        self._retired = [link for link in self._retired if not link.idle]
         for name, server in list(self._servers.items()):
             if wanted.get(name) != server.settings:
-                self._spawn(server.link.close())
+                server.link.drop()  # closes in the background; close() waits for it
+                self._retired.append(server.link)
                 del self._servers[name]
         for name, settings in wanted.items():
             if name not in self._servers:

@@ -235,3 +235,22 @@ async def test_json_answers_and_a_connection_per_call(tmp_path: Path, creds: dic
     finally:
         await mcp.close()
         server.kill()
+
+
+@pytest.mark.slow
+async def test_reconfigure_changes_the_offer_and_ends_old_servers(tmp_path: Path) -> None:
+    record = tmp_path / "calls.jsonl"
+    mcp = McpTools([stdio_settings(record, allow=["pid"])])
+    try:
+        await mcp.refresh()
+        first = int((await mcp.tools()["local__pid"][1]())["output"])
+        await mcp.reconfigure([stdio_settings(record, allow=["pid", "light_set"])])
+        assert set(mcp.tools()) == {"local__pid", "local__light_set"}
+        second = int((await mcp.tools()["local__pid"][1]())["output"])
+        assert second != first  # changed settings: a new connection, the old one closes
+        await until(lambda: _gone(first))
+        await mcp.reconfigure([])
+        assert mcp.tools() == {}
+        await until(lambda: _gone(second))
+    finally:
+        await mcp.close()
