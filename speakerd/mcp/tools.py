@@ -55,8 +55,10 @@ class McpTools:
     """``tools()`` for the daemon's ``tool_providers``; ``refresh``/``reconfigure``/``close`` on its loop."""
 
     def __init__(self, servers: Sequence[McpServerSettings] = (), *, env: dict[str, str] | None = None,
-                 on_secret: Callable[[str], None] | None = None, retry_seconds: float = RETRY_SECONDS) -> None:
+                 on_secret: Callable[[str], None] | None = None, on_change: Callable[[], None] | None = None,
+                 retry_seconds: float = RETRY_SECONDS) -> None:
         self._env = env
+        self._on_change = on_change  # the offer changed: rebuild the registry for the next session
         self._on_secret = on_secret
         self._retry_seconds = retry_seconds
         self._servers: dict[str, _Server] = {}
@@ -155,15 +157,21 @@ class McpTools:
                 log.warning("mcp server %s: %s; its tools are left out until it answers",
                             s.name, server.link.describe(e))
             server.up = False
-            server.tools = {}
+            self._replace(server, {})
             return
         server.listing = False
         if server.up is False:
             log.info("mcp server %s answers again", s.name)
         server.up = True
-        server.tools = self._declare(server, listed)
+        self._replace(server, self._declare(server, listed))
         log.info("mcp server %s: %d tool(s) offered: %s", s.name, len(server.tools),
                  ", ".join(server.tools) or "none")
+
+    def _replace(self, server: _Server, tools: dict[str, tuple[ToolSpec, Handler]]) -> None:
+        changed = {n: spec for n, (spec, _) in tools.items()} != {n: spec for n, (spec, _) in server.tools.items()}
+        server.tools = tools
+        if changed and self._on_change is not None:
+            self._on_change()
 
     def _declare(self, server: _Server, listed: Sequence[Tool]) -> dict[str, tuple[ToolSpec, Handler]]:
         s = server.settings

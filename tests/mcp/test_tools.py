@@ -189,9 +189,12 @@ async def test_server_down_at_start_joins_when_it_answers(tmp_path: Path, creds:
     server = HttpServer(tmp_path)
     server.start()
     server.kill()  # a known port with nobody listening
-    mcp = McpTools([http_settings(server, timeout_seconds=3)], env=creds, retry_seconds=0)
+    changes: list[set[str]] = []
+    mcp = McpTools([http_settings(server, timeout_seconds=3)], env=creds, retry_seconds=0,
+                   on_change=lambda: changes.append(set(mcp.tools())))
     try:
         await mcp.refresh()
+        assert changes == []
         assert mcp.tools() == {} or not mcp.tools()
         ws = warnings(caplog)
         assert len(ws) == 1 and "is unreachable" in ws[0] and "left out until it answers" in ws[0]
@@ -201,6 +204,7 @@ async def test_server_down_at_start_joins_when_it_answers(tmp_path: Path, creds:
         ws = warnings(caplog)
         assert len([w for w in ws if "unreachable" in w]) == 1
         assert len([w for w in ws if "'either' left out" in w]) == 1, ws  # said once, not per listing
+        assert len(changes) == 1 and "ha__HassTurnOn" in changes[0]  # the daemon rebuilds its registry once
     finally:
         await mcp.close()
         server.kill()
