@@ -112,6 +112,7 @@ class McpTools:
                 server.link.drop()  # closes in the background; close() waits for it
                 self._retired.append(server.link)
                 del self._servers[name]
+                self._replace(server, {})
         for name, settings in wanted.items():
             if name not in self._servers:
                 link = Link(settings, env=self._env, on_secret=self._on_secret)
