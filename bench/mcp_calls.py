@@ -65,8 +65,16 @@ async def timed_calls(settings: McpServerSettings, env: dict[str, str], calls: i
             "median_call_ms": statistics.median(took[1:]) * 1000, "max_call_ms": max(took[1:]) * 1000}
 
 
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 async def run(calls: int) -> dict[str, object]:
     res: dict[str, object] = {}
+    before = rss_mib()
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         (d / "creds").mkdir()
@@ -86,6 +94,7 @@ async def run(calls: int) -> dict[str, object]:
             s = McpServerSettings(name="local", command=[sys.executable, str(SERVER), "stdio", "--record",
                                                          str(d / "stdio.jsonl")], idle_seconds=idle)
             res[label] = await timed_calls(s, {}, calls if idle else max(4, calls // 5))
+    res["rss_growth_mib"] = rss_mib() - before
     return res
 
 
@@ -97,6 +106,7 @@ def main() -> int:
     res: dict[str, object] = {"sdk_import_s": seconds, "sdk_import_rss_mib": mib}
     print(f"mcp SDK import: {seconds:.2f} s, +{mib:.1f} MiB RSS (median of 3 fresh processes)")
     res.update(asyncio.run(run(a.calls)))
+    print(f"this process grew by {res['rss_growth_mib']:.1f} MiB RSS (SDK loaded, servers used and closed)")
     for label, r in res.items():
         if isinstance(r, dict):
             print(f"{label:20s} refresh {r['refresh_s']:.2f} s, first call {r['first_call_ms']:.0f} ms, "

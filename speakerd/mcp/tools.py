@@ -228,7 +228,7 @@ class McpTools:
             if isinstance(leaf(e), TimeoutError):
                 return {"error": f"{s.name} did not answer within {s.timeout_seconds:g} seconds"}
             if refused(leaf(e)):
-                return {"error": f"{s.name} refused the call: {leaf(e).message[:200]}"}  # type: ignore[attr-defined]
+                return {"error": f"{s.name} refused the call: {str(getattr(leaf(e), 'message', ''))[:200]}"}
             return {"error": f"{s.name} is not reachable right now ({type(leaf(e)).__name__})"}
         return answer(result, s.max_output_bytes)
 
