@@ -23,7 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from speakerd.mcp import McpServerSettings, McpTools
+from speakerd.mcp import McpServerSettings
+from speakerd.mcp.tools import McpTools
 from tests.mcp.conftest import SERVER, TOKEN, HttpServer
 
 IMPORT_PROBE = """

@@ -10,7 +10,7 @@ from speakerd_workshop.emulator import EmulatorThread, Scenario, ToolCallSpec, T
 
 from speakerd.events import ToolCall, Transcript, TurnComplete
 from speakerd.live import LiveSession, ResumptionStore, ToolRegistry
-from speakerd.mcp import McpTools
+from speakerd.mcp.tools import McpTools
 from tests.live.test_session import KEY, Recorder, loud, make_cfg, quiet, say
 from tests.mcp.conftest import HttpServer, http_settings
 

@@ -14,7 +14,7 @@ import pytest
 
 from speakerd.config import ToolsSettings
 from speakerd.live import ToolRegistry
-from speakerd.mcp import McpTools
+from speakerd.mcp.tools import McpTools
 from tests.mcp.conftest import TOKEN, HttpServer, http_settings, read_calls, stdio_settings
 
 LIGHT = {"type": "object", "properties": {"name": {"type": "string"}, "area": {"type": "string"}},
