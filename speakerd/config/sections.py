@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from speakerd.effects import STATES
+from speakerd.mcp.settings import McpServerSettings
 from speakerd.timers.settings import ClockSettings, TimersSettings
 
 ENV_PREFIX = "SPEAKERD_"
@@ -259,6 +260,7 @@ class CommandTool(_Section):
 class ToolsSettings(_Section):
     builtin: list[BuiltinTool] = list(BUILTIN_TOOLS)
     commands: list[CommandTool] = []
+    mcp: list[McpServerSettings] = []  # [[tools.mcp]]: tools from MCP servers (docs/mcp.md)
 
     @model_validator(mode="after")
     def _unique_names(self) -> ToolsSettings:
@@ -267,6 +269,10 @@ class ToolsSettings(_Section):
             if tool.name in seen:
                 raise ValueError(f"tool name {tool.name!r} is used twice")
             seen.add(tool.name)
+        servers = [server.name for server in self.mcp]
+        for name in servers:
+            if servers.count(name) > 1:
+                raise ValueError(f"mcp server name {name!r} is used twice")
         return self
 
 

@@ -51,6 +51,7 @@ class Conversation:
                 self.ignored_events += 1
                 log.debug("ignored %s from a superseded session", type(event).__name__)
 
+        d.tools = d.make_tools()  # providers are asked again: a server back up, a camera gone
         session = d.sessions(
             d.cfg, report, tools=d.tools, fresh=fresh,
             force_compression=d.parts.camera is not None,  # audio+video sessions end at 2 min without it

@@ -44,6 +44,7 @@ from speakerd.events import (
 from speakerd.hw.button import action_for
 from speakerd.live import LiveSession, ResumptionStore, ToolRegistry
 from speakerd.live.store import NoStore
+from speakerd.mcp.tools import McpTools
 from speakerd.ports import Backends, LiveSessionPort, SessionFactory, ToolProvider
 
 log = logging.getLogger("speakerd")
@@ -96,7 +97,8 @@ class Daemon:
         c = cfg.settings.conversation
         self.store = ResumptionStore(cfg.settings.state.directory, cfg.settings.live.model,
                                      max_age_seconds=c.resume_minutes * 60)
-        self.tool_providers: list[ToolProvider] = [CameraLook(self), self.alarms]
+        self.mcp = McpTools(cfg.settings.tools.mcp, on_secret=self.redactor.add)
+        self.tool_providers: list[ToolProvider] = [CameraLook(self), self.alarms, self.mcp]
         self.tools: ToolRegistry = self.make_tools()
         self.streaming = False
         self.wake_listening = False
@@ -145,6 +147,7 @@ class Daemon:
             return False
         self._watch_progress()
         self.alarms.start()  # after the speaker: a timer that came due while down rings now
+        self.tasks.spawn(self.mcp.refresh(), "mcp-refresh")  # a server that is down must not delay READY
         self.tools = self.make_tools()
         interval = systemd.watchdog_interval()
         if interval is not None:
@@ -175,6 +178,7 @@ class Daemon:
             self.post(UserAction("end"))
         await self.tasks.drain(exclude={"watchdog"})
         await self.alarms.close()
+        await self.mcp.close()
         await parts_.stop(self.parts)
         self.executor.cancel_all_timers()
         await self.tasks.cancel_all()
@@ -202,6 +206,7 @@ class Daemon:
         self.machine.timings = timings(s)
         self.store.max_age_seconds = s.conversation.resume_minutes * 60
         self.alarms.reload()
+        self.tasks.spawn(self.mcp.reconfigure(s.tools.mcp), "mcp-reconfigure")
         self.tools = self.make_tools()
         if self.parts.player is not None and s.audio.volume != old.audio.volume:
             self.parts.player.volume = s.audio.volume

@@ -377,3 +377,21 @@ def test_resume_minutes_bounds_how_long_a_conversation_is_kept(tmp_path: Path) -
     later = ResumptionStore(tmp_path / "state", daemon.store.model, daemon.store.max_age_seconds,
                             now=lambda: time.time() + 61)  # a minute and a second later
     assert later.load() is None
+
+
+async def test_tools_of_an_mcp_server_reach_the_next_session(tmp_path: Path) -> None:
+    """A real MCP server (stdio, tests/mcp/server.py): listed at start, declared, called by the model."""
+    import sys
+
+    from tests.mcp.conftest import SERVER
+
+    record = tmp_path / "calls.jsonl"
+    server = {"name": "ha", "command": [sys.executable, str(SERVER), "stdio", "--record", str(record)]}
+    fakes = Fakes()
+    async with running(tmp_path, fakes, tools={"mcp": [server]}) as daemon:
+        await until(lambda: "ha__HassTurnOn" in daemon.make_tools().specs, "the server's tools", within=30)
+        await wake(daemon, fakes)
+        tools = fakes.session.tools
+        answer = await tools.call("ha__HassTurnOn", {"name": "kitchen light"})
+        assert "error" not in answer, answer
+        assert '"tool": "HassTurnOn"' in record.read_text()
