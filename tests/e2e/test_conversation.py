@@ -38,7 +38,7 @@ def test_wake_question_reply_no_frame_lost_with_slow_connect(rig_factory: RigFac
         heard = rig.speaker_pcm()
         reply = loud_seconds(heard, rig.devices.speaker_rate)
         assert reply > 1.0, f"only {reply:.2f} s of reply audio reached the speaker"
-        assert "you: what time is it" in rig.log_text()
+        rig.wait_log(r"^you: what time is it", timeout=10)  # logged once the turn is whole
 
 
 def test_follow_up_inside_window_and_none_after(rig_factory: RigFactory) -> None:
@@ -50,7 +50,7 @@ def test_follow_up_inside_window_and_none_after(rig_factory: RigFactory) -> None
         rig.wait_state("listening", timeout=40, start=first + 1)
         rig.mic.say(silence(0.3) + speech("and tomorrow?") + silence(2.0))
         second = rig.wait_state("speaking", timeout=40, start=first + 1)
-        assert "you: and tomorrow" in rig.log_text()
+        rig.wait_log(r"^you: and tomorrow", timeout=10, start=first + 1)  # logged once the turn is whole
         rig.wait_state("idle", timeout=40, start=second)
         assert len(emulator.connections) == 1
         emulator.wait_for(lambda: emulator.connections[0].closed, timeout=10)
