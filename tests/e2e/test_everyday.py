@@ -1,0 +1,43 @@
+"""Everyday use through the real daemon and the rig: a timer set by voice rings, a press stops it,
+its label is said; an announcement is said word for word; a scripted question gets its answer."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.conftest import RigFactory
+
+pytestmark = pytest.mark.slow
+
+FAST = "[conversation]\nfollow_up_seconds = 1.0\n"
+
+
+def test_a_timer_rings_with_no_session_open_a_press_stops_it_and_its_label_is_said(rig_factory: RigFactory) -> None:
+    with rig_factory(scenario=None, config=FAST) as rig:
+        assert rig.emulator is not None
+        reply = rig.ctl("say", {"text": "set a timer for 3 seconds called tea", "wait": True, "timeout": 30})
+        assert reply["ok"] and reply["answer"] == "Your tea timer is set.", reply
+        timers = rig.ctl("timers")["timers"]
+        assert [(t["kind"], t["label"]) for t in timers] == [("timer", "tea")]
+        idle = rig.wait_state("idle", timeout=30)  # the conversation is over before it rings
+        ringing = rig.wait_state("alarm", timeout=30, start=idle)
+        assert rig.ctl("status")["leds"] == "alarm"
+        assert rig.ctl("press", 0.1)["ok"]
+        rig.wait_log(r"^timers: dismissed", timeout=10, start=ringing)
+        said = rig.wait_log(r"^speaker: Timer: tea\.$", timeout=30, start=ringing)
+        assert "announcement not said verbatim" not in rig.log_text()
+        rig.wait_state("idle", timeout=30, start=said)
+        assert rig.ctl("timers")["timers"] == []
+        assert len(rig.emulator.connections) == 2  # the question, then the label's own short session
+
+
+def test_an_announcement_is_said_word_for_word_without_the_microphone(rig_factory: RigFactory) -> None:
+    with rig_factory(scenario=None, config=FAST) as rig:
+        assert rig.emulator is not None and rig.mic is not None
+        reply = rig.ctl("announce", {"text": "Dinner is ready, come downstairs.", "force": False})
+        assert reply["ok"], reply
+        said = rig.wait_log(r"^speaker: ", timeout=30)
+        assert rig.lines[said].message == "speaker: Dinner is ready, come downstairs."
+        rig.wait_state("idle", timeout=30, start=said)
+        assert rig.emulator.received_audio() == b""  # nothing from the room left the device
+        assert "announcement not said verbatim" not in rig.log_text()
