@@ -153,6 +153,7 @@ class PlayQueue:
             self._flush_at = time.monotonic() if self._busy else None
             if self._flush_at is None:
                 self.stats.last_flush_seconds = 0.0
+            self._settle()
             self._lock.notify_all()
 
     @property
@@ -210,7 +211,15 @@ class PlayQueue:
             kept = [c for c in self._queue if c.is_reply]
             self._queue.clear()
             self._queue.extend(kept)
+            self._settle()
             self._lock.notify_all()
+
+    def _settle(self) -> None:
+        """Under the lock, after dropping audio: with nothing left to play and no period being
+        written, resolve waiting drain()s now. The writer may be opening the device or waiting
+        for work, and would not look at the queue again until more comes."""
+        if not self._busy and self._playable() is None:
+            self._wake_drainers()
 
     def _playable(self) -> int | None:
         """Index of the next chunk to play: while held, the first sound; under the lock."""

@@ -45,3 +45,21 @@ def test_dropping_sounds_keeps_the_reply() -> None:
     q.play_sound("alarm", 80)
     q.drop_sounds()
     assert [c.is_reply for c in q._queue] == [True]
+
+
+async def test_drain_returns_when_dropped_audio_never_reached_the_device() -> None:
+    """The ringer waits for its sound; dismissed before the device even opened, it must not wait forever."""
+    import asyncio
+
+    q = PlayQueue(config.AudioSettings())  # no device open yet: nothing is being written
+    q.play_sound("alarm", 80)
+    waiting = asyncio.ensure_future(q.drain())
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    q.drop_sounds()
+    await asyncio.wait_for(waiting, 2)
+    q.play((np.full(480, 1000, dtype="<i2")).tobytes())
+    waiting = asyncio.ensure_future(q.drain())
+    await asyncio.sleep(0.05)
+    q.flush()
+    await asyncio.wait_for(waiting, 2)

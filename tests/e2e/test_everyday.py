@@ -41,3 +41,17 @@ def test_an_announcement_is_said_word_for_word_without_the_microphone(rig_factor
         rig.wait_state("idle", timeout=30, start=said)
         assert rig.emulator.received_audio() == b""  # nothing from the room left the device
         assert "announcement not said verbatim" not in rig.log_text()
+
+
+def test_a_timer_survives_a_restart_and_rings_after_it(rig_factory: RigFactory) -> None:
+    with rig_factory(scenario=None, config=FAST) as rig:
+        reply = rig.ctl("say", {"text": "set a timer for 12 seconds called eggs", "wait": True, "timeout": 30})
+        assert reply["ok"], reply
+        before = rig.ctl("timers")["timers"]
+        assert rig.stop() == 0
+        rig.start()
+        after = rig.ctl("timers")["timers"]
+        assert [(t["id"], t["label"]) for t in after] == [(t["id"], t["label"]) for t in before]
+        ringing = rig.wait_state("alarm", timeout=40)
+        assert rig.ctl("stop")["message"] == "alarm stopped"
+        rig.wait_log(r"^speaker: Timer: eggs\.$", timeout=30, start=ringing)
