@@ -32,8 +32,10 @@ MODELS: dict[str, ModelOptions] = {
     "gemini-3.8-live": ModelOptions(proactive_audio="always"),
     "gemini-3.8-live-extended-thinking": ModelOptions(proactive_audio="always", thinking="level"),
     "gemini-3.1-flash-live-preview": ModelOptions(thinking="level", non_blocking_tools=False),
+    # Google's Live tools page (checked 2026-12): 2.5 Flash Live calls functions synchronously and
+    # asynchronously (NON_BLOCKING); 3.1 Flash Live synchronously only.
     "gemini-2.5-flash-native-audio-preview-12-2025": ModelOptions(
-        affective_dialog=True, proactive_audio="yes", thinking="budget", non_blocking_tools=False),
+        affective_dialog=True, proactive_audio="yes", thinking="budget"),
 }
 UNKNOWN = ModelOptions(affective_dialog=True, proactive_audio="yes", thinking="any", languages=frozenset())
 

@@ -92,6 +92,9 @@ def test_no_barge_in_and_compression_off() -> None:
 @pytest.mark.parametrize(("model", "behaviors"), [
     ("gemini-3.8-live", {"note": types.Behavior.NON_BLOCKING, "current_time": types.Behavior.BLOCKING}),
     ("gemini-3.1-flash-live-preview", {"note": None, "current_time": None}),  # sync calls only
+    # Google's tools page: 2.5 Flash Live calls functions synchronously and asynchronously.
+    ("gemini-2.5-flash-native-audio-preview-12-2025",
+     {"note": types.Behavior.NON_BLOCKING, "current_time": types.Behavior.BLOCKING}),
 ])
 def test_tool_behaviour_per_model(model: str, behaviors: dict[str, Any]) -> None:
     tools = registry(config.CommandTool(name="note", description="d", argv=["true"], non_blocking=True))
