@@ -80,48 +80,54 @@ class Backoff:
 
 
 class _Outbox:
-    """The latest payload of each retained topic, and a bounded queue of events (transcripts)."""
+    """The latest payload of each retained topic, and a bounded queue of events (transcripts),
+    sent in the order they were first queued."""
 
     def __init__(self) -> None:
         self.retained: dict[str, bytes] = {}
-        self.dirty: dict[str, None] = {}  # an ordered set: topics to (re)send
-        self.events: deque[tuple[str, bytes]] = deque(maxlen=EVENTS_MAX)
+        self.dirty: dict[str, int] = {}  # topic -> when it was queued: an ordered set of topics to (re)send
+        self.events: deque[tuple[int, str, bytes]] = deque(maxlen=EVENTS_MAX)
         self.wakeup = asyncio.Event()
         self.dropped = 0
+        self._seq = 0
+
+    def _next(self) -> int:
+        self._seq += 1
+        return self._seq
 
     def put(self, topic: str, payload: bytes) -> None:
         if self.retained.get(topic) == payload and topic not in self.dirty:
             return
         self.retained[topic] = payload
-        self.dirty[topic] = None
+        self.dirty.setdefault(topic, self._next())
         self.wakeup.set()
 
     def put_event(self, topic: str, payload: bytes) -> None:
         if len(self.events) == self.events.maxlen:
             self.dropped += 1
-        self.events.append((topic, payload))
+        self.events.append((self._next(), topic, payload))
         self.wakeup.set()
 
     def resend_all(self) -> None:
-        self.dirty = dict.fromkeys(self.retained)
+        self.dirty = {topic: self._next() for topic in self.retained}
         self.wakeup.set()
 
     def take(self) -> tuple[str, bytes, bool] | None:
-        if self.dirty:
-            topic = next(iter(self.dirty))
-            del self.dirty[topic]
-            return topic, self.retained[topic], True
+        first = next(iter(self.dirty.items()), None)
+        if first is not None and (not self.events or first[1] < self.events[0][0]):
+            del self.dirty[first[0]]
+            return first[0], self.retained[first[0]], True
         if self.events:
-            topic, payload = self.events.popleft()
+            _, topic, payload = self.events.popleft()
             return topic, payload, False
         return None
 
     def put_back(self, item: tuple[str, bytes, bool]) -> None:
         topic, payload, retained = item
         if retained:
-            self.dirty = {topic: None, **self.dirty}
+            self.dirty = {topic: 0, **self.dirty}
         else:
-            self.events.appendleft((topic, payload))
+            self.events.appendleft((0, topic, payload))
 
 
 def _problem(e: BaseException) -> tuple[str, str]:
