@@ -7,10 +7,13 @@ also publishes that it answers, so a speaker whose wake word comes later than th
 CPU, a far room) still yields. Claims are grouped by the time they *arrive here*, never by the
 senders' clocks, which need not agree.
 
-Why the score is compared in steps: openWakeWord's score saturates near 1.0 for any clear phrase,
-whatever its loudness (0.997 at -18 dBFS, 0.998 at 0 dBFS), so ranking raw scores picks a speaker
-at random. Scores are compared in steps of ``SCORE_STEP``; within a step the louder wake audio
-(the nearer speaker) wins; then the lower device id, so every speaker reaches the same verdict.
+Why the score is compared in coarse steps: openWakeWord's score at the frame that detects the
+wake word says where the phrase fell in the 80 ms frames, not how near the speaker was (measured
+on the same phrase at 0, -6, -12 and -18 dBFS: 0.55 to 0.99 at every level, in no order), so
+ranking it finely picks a speaker at random. Scores are compared in steps of ``SCORE_STEP`` (0.5:
+with the default threshold every detection is one step, a detection under a lowered threshold
+ranks below it); within a step the louder wake audio, the nearer speaker, wins; then the lower
+device id, so every speaker reaches the same verdict.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 log = logging.getLogger("speakerd.home")
-SCORE_STEP = 0.1
+SCORE_STEP = 0.5
 HORIZON_SECONDS = 1.0  # how long a peer's claim or answer counts: longer than any wake phrase
 
 
@@ -51,9 +54,10 @@ class Claim:
     time: float  # the sender's wall clock, for people reading the topic; never compared
     claim: str
 
-    def rank(self) -> tuple[float, float, _Reversed]:
+    def rank(self, score_step: float = SCORE_STEP) -> tuple[float, float, _Reversed]:
         """Higher is better: score step, then level, then the lower device id."""
-        return (math.floor(self.score / SCORE_STEP + 1e-9), round(self.level, 1), _Reversed(self.device))
+        step = math.floor(min(self.score, 1 - 1e-9) / score_step + 1e-9)  # a float32 1.0 is no better
+        return (step, round(self.level, 1), _Reversed(self.device))
 
 
 class _Reversed(str):
@@ -119,7 +123,7 @@ class Arbiter:
             log.info("wake word: another speaker answers (it heard it first)")
             return False
         peers = [c for at, c in self._claims if t0 - self.window <= at <= now]
-        best = max([mine, *peers], key=Claim.rank)
+        best = max([mine, *peers], key=lambda c: c.rank())
         if best is not mine:
             log.info("wake word: %s answers (score %.2f, %.1f dBFS; ours %.2f, %.1f dBFS)",
                      best.device, best.score, best.level, mine.score, mine.level)

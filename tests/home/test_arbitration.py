@@ -26,11 +26,11 @@ def claim(device: str, score: float, level: float) -> Claim:
 
 
 def test_rank_score_step_then_level_then_lowest_id() -> None:
-    best = max([claim("b", 0.91, -30), claim("a", 0.99, -31), claim("c", 0.95, -20)], key=Claim.rank)
+    best = max([claim("b", 0.91, -30), claim("a", 0.99, -31), claim("c", 0.55, -20)], key=lambda c: c.rank())
     assert best.device == "c"  # same score step: the louder wins
-    assert max([claim("b", 0.99, -10), claim("a", 0.80, -5)], key=Claim.rank).device == "b"  # a step higher wins
-    assert max([claim("b", 0.95, -20), claim("a", 0.93, -20)], key=Claim.rank).device == "a"  # tie: lower id
-    assert max([claim("a", 0.93, -20), claim("b", 0.95, -20)], key=Claim.rank).device == "a"
+    assert max([claim("b", 0.6, -30), claim("a", 0.45, -5)], key=lambda c: c.rank()).device == "b"  # a step higher wins
+    assert max([claim("b", 0.95, -20), claim("a", 0.93, -20)], key=lambda c: c.rank()).device == "a"  # tie: lower id
+    assert max([claim("a", 0.93, -20), claim("b", 0.95, -20)], key=lambda c: c.rank()).device == "a"
 
 
 def test_dbfs() -> None:

@@ -261,3 +261,46 @@ async def test_no_host_means_off(caplog: pytest.LogCaptureFixture) -> None:
     await hl.close()
     assert "home link is off" in caplog.text
 
+
+
+LINK_PROCESS = """
+import asyncio, os, sys
+from pathlib import Path
+from pydantic import SecretStr
+from speakerd.home import HomeLink, MqttSettings
+from tests.home.test_link import Speaker
+
+async def main() -> None:
+    s = MqttSettings(host="127.0.0.1", port=int(sys.argv[1]), tls=True, ca_file=Path(sys.argv[2]),
+                     username=sys.argv[3], device_id="kitchen")
+    link = HomeLink(s, SecretStr(os.environ["MQTT_PASSWORD"]), Speaker())
+    await link.start()
+    await link.wait_connected()
+    print("connected", flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_speaker_that_vanishes_goes_offline_by_its_last_will(broker: Mosquitto) -> None:
+    import sys
+
+    from tests.conftest import ROOT, base_env
+    from tests.home.conftest import USER
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", LINK_PROCESS, str(broker.port), str(broker.ca_file), USER,
+        stdout=asyncio.subprocess.PIPE, cwd=ROOT, env=base_env(MQTT_PASSWORD=PASSWORD, PYTHONPATH=str(ROOT)))
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), WAIT)
+        assert line.strip() == b"connected"
+        topic = "speakerd/kitchen/availability"
+        assert (await retained(broker, [topic]))[topic] == b"online"
+        proc.kill()  # no goodbye: only the broker can tell
+        assert (await retained(broker, [topic], until={topic: b"offline"}))[topic] == b"offline"
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await asyncio.wait_for(proc.wait(), 10)
