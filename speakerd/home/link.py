@@ -142,7 +142,9 @@ def _problem(e: BaseException) -> tuple[str, str]:
 
 
 class HomeLink:
-    """MQTT for Home Assistant discovery, state, commands and wake-word arbitration."""
+    """MQTT for Home Assistant discovery, state, commands and wake-word arbitration.
+
+    Build it and call every method on the daemon's event loop thread (it is not thread-safe)."""
 
     def __init__(self, settings: MqttSettings, password: SecretStr | None, commands: HomeCommands,
                  *, backoff: Backoff | None = None) -> None:
@@ -192,6 +194,7 @@ class HomeLink:
             await asyncio.wait(tasks, timeout=CLOSE_SECONDS)
         self._tasks = []
         self._client = None
+        self._up.clear()
 
     async def wait_connected(self) -> None:
         """Returns once connected (for tests and benches: wrap it in ``asyncio.timeout``)."""
