@@ -9,8 +9,9 @@ SPEAKERD_RUNTIME_PKGS=(alsa-utils libspeexdsp1 tzdata)
 SPEAKERD_RIG_PKGS=(espeak-ng sox alsa-utils systemd)
 # Only for scripts/test.sh: systemd-container boots the shipped unit under a real systemd, and a
 # PulseAudio server behind ALSA's pulse plugin is a microphone that can vanish mid-stream; tzdata
-# gives the timer tests Europe/Berlin's daylight-saving rules.
-SPEAKERD_TEST_PKGS=(systemd-container libasound2-plugins tzdata)
+# gives the timer tests Europe/Berlin's daylight-saving rules; mosquitto is the real MQTT broker
+# the Home Assistant tests and bench/arbitration.py start.
+SPEAKERD_TEST_PKGS=(systemd-container libasound2-plugins tzdata mosquitto)
 
 # test_pkgs: SPEAKERD_TEST_PKGS, plus pulseaudio unless PipeWire serves Pulse clients here
 # (installing pulseaudio would remove pipewire-pulse from a desktop; those tests then skip).
