@@ -43,8 +43,9 @@ from speakerd_workshop.mosquitto import Mosquitto
 
 from speakerd import config
 from speakerd.events import FRAME_SAMPLES, AudioFrame, WakeDetected
-from speakerd.home import Backoff, HomeLink, MqttSettings, dbfs
-from speakerd.home.arbitration import Claim
+from speakerd.home.arbitration import Claim, dbfs
+from speakerd.home.link import Backoff, HomeLink
+from speakerd.home.settings import MqttSettings
 from speakerd.wakeword import WakeWordDetector
 
 RATE = 16000

@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 from pydantic import SecretStr
 from speakerd_workshop.mosquitto import Mosquitto
 
-from speakerd.home import Backoff, HomeLink, MqttSettings
+from speakerd.home.link import Backoff, HomeLink
+from speakerd.home.settings import MqttSettings
 
 TICK = 0.02
 USER = "speaker"

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from speakerd.effects import STATES
+from speakerd.home.settings import MqttSettings
 from speakerd.mcp.settings import McpServerSettings
 from speakerd.timers.settings import ClockSettings, TimersSettings
 
@@ -325,6 +326,7 @@ class Settings(BaseSettings):
     camera: CameraSettings = CameraSettings()
     clock: ClockSettings = ClockSettings()
     timers: TimersSettings = TimersSettings()
+    mqtt: MqttSettings = MqttSettings()
 
     @classmethod
     def settings_customise_sources(

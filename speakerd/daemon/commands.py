@@ -45,7 +45,10 @@ class Commands:
         run = self._table.get(command)
         if run is None:
             raise ControlError(f"unknown command {command!r}")
-        return await run(argument)
+        try:
+            return await run(argument)
+        finally:
+            self._d.home.refresh()  # a volume, a timer cancelled: Home Assistant sees it
 
     async def _status(self, _argument: Any) -> dict[str, Any]:
         return self._d.status()

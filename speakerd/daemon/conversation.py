@@ -37,7 +37,8 @@ class Conversation:
         self.forget_on_close = False  # from superseded sessions (diagnostics and tests)
         self._camera_announced = False
         self.transcripts = Transcripts(lambda: self.session_id or "",
-                                       lambda: daemon.cfg.settings.logging.transcripts)
+                                       lambda: daemon.cfg.settings.logging.transcripts,
+                                       on_line=lambda role, line: daemon.home.transcript(role, line))
 
     def open(self, frame_index: int | None, *, fresh: bool = False) -> None:
         d = self._d

@@ -24,7 +24,8 @@ from speakerd.daemon.announcements import Announcements
 from speakerd.daemon.commands import Commands
 from speakerd.daemon.conversation import Conversation
 from speakerd.daemon.executor import Executor
-from speakerd.daemon.metrics import Health, Metrics, Progress, SpeechDetector
+from speakerd.daemon.home import Home
+from speakerd.daemon.metrics import Health, Metrics, Progress, SpeechDetector, dbfs
 from speakerd.daemon.parts import Parts, StartupError
 from speakerd.daemon.tasks import Tasks
 from speakerd.daemon.tools import CameraLook, make_tools
@@ -93,6 +94,7 @@ class Daemon:
         self.commands = Commands(self)
         self.alarms = Alarms(self)
         self.announcements = Announcements(self)
+        self.home = Home(self)
         self.preroll = PrerollBuffer(cfg.settings.audio.preroll_seconds)
         c = cfg.settings.conversation
         self.store = ResumptionStore(cfg.settings.state.directory, cfg.settings.live.model,
@@ -148,6 +150,7 @@ class Daemon:
         self._watch_progress()
         self.alarms.start()  # after the speaker: a timer that came due while down rings now
         self.tasks.spawn(self.mcp.refresh(), "mcp-refresh")  # a server that is down must not delay READY
+        await self.home.start()  # returns at once, whatever the broker does
         self.tools = self.make_tools()
         interval = systemd.watchdog_interval()
         if interval is not None:
@@ -179,6 +182,7 @@ class Daemon:
         await self.tasks.drain(exclude={"watchdog"})
         await self.alarms.close()
         await self.mcp.close()
+        await self.home.close()
         await parts_.stop(self.parts)
         self.executor.cancel_all_timers()
         await self.tasks.cancel_all()
@@ -257,7 +261,8 @@ class Daemon:
                  extra=systemd.fields(wake_model=event.model, wake_score=f"{event.score:.3f}"))
         if not self.machine.in_conversation:
             self.metrics.wake_at = time.monotonic()
-        self.post(event)
+        level = dbfs(b"".join(f.pcm for f in self.preroll.since(max(0, event.frame_index - 12))))
+        self.home.woke(event, level)
 
     def on_stop_word(self, event: WakeDetected) -> None:
         log.info("stop word %s (score %.2f)", event.model, event.score,
@@ -319,6 +324,7 @@ class Daemon:
         if self.parts.leds is not None:
             self.parts.leds.show(name)
         self.notifier.status(self.status_line(name))
+        self.home.refresh()
         log.info("state %s", name, extra=systemd.fields(state=name, session_id=self.conversation.session_id or ""))
 
     def status(self) -> dict[str, Any]:

@@ -22,9 +22,11 @@ LABEL: dict[Role, str] = {"user": "you", "model": "speaker"}
 
 
 class Transcripts:
-    def __init__(self, session_id: Callable[[], str], enabled: Callable[[], bool]) -> None:
+    def __init__(self, session_id: Callable[[], str], enabled: Callable[[], bool],
+                 on_line: Callable[[Role, str], None] | None = None) -> None:
         self._session_id = session_id
         self._enabled = enabled
+        self._on_line = on_line  # Home Assistant, when it asked for transcripts
         self._parts: dict[Role, list[str]] = {"user": [], "model": []}
         self.last: dict[str, str] = {}  # label -> the latest whole line
         self.tokens: dict[str, int] = {}  # running totals of usageMetadata's counts
@@ -43,6 +45,8 @@ class Transcripts:
         if not line:
             return ""
         self.last[LABEL[role]] = line
+        if self._on_line is not None:
+            self._on_line(role, line)
         if self._enabled():
             log.info("%s: %s", LABEL[role], line,
                      extra=systemd.fields(role=role, session_id=self._session_id(), **fields))

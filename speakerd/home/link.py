@@ -147,8 +147,9 @@ class HomeLink:
     Build it and call every method on the daemon's event loop thread (it is not thread-safe)."""
 
     def __init__(self, settings: MqttSettings, password: SecretStr | None, commands: HomeCommands,
-                 *, backoff: Backoff | None = None) -> None:
+                 *, backoff: Backoff | None = None, announce_max_chars: int = 400) -> None:
         self.settings = settings
+        self.announce_max_chars = announce_max_chars  # [conversation] announce_max_chars
         self.topics = Topics.of(settings)
         self._password = password
         self._commands = commands
@@ -355,7 +356,7 @@ class HomeLink:
             return
         cmd: CommandName = name
         try:
-            arg = parse_command(cmd, payload, self.settings.announce_max_chars)
+            arg = parse_command(cmd, payload, self.announce_max_chars)
         except CommandRefused as e:
             log.warning("mqtt: refused the %s command: %s", cmd, e)
             return

@@ -78,7 +78,6 @@ class MqttSettings(BaseModel):
     device_id: Annotated[str, Field(pattern=ID_PATTERN)] = Field(default_factory=default_device_id)
     keepalive_seconds: Annotated[int, Field(ge=5, le=600)] = 30
     publish_transcripts: bool = False  # privacy: off unless asked for
-    announce_max_chars: Annotated[int, Field(ge=1, le=4000)] = 400
     arbitration: bool = False
     arbitration_window_ms: Annotated[int, Field(ge=20, le=2000)] = 150
 

@@ -395,3 +395,47 @@ async def test_tools_of_an_mcp_server_reach_the_next_session(tmp_path: Path) -> 
         answer = await tools.call("ha__HassTurnOn", {"name": "kitchen light"})
         assert "error" not in answer, answer
         assert '"tool": "HassTurnOn"' in record.read_text()
+
+
+async def test_home_assistant_sees_the_state_and_its_commands_reach_the_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real Mosquitto (TLS, passwords) between the daemon and a Home Assistant-side client."""
+    from speakerd_workshop.mosquitto import Mosquitto, available
+
+    from tests.home.conftest import HA_PASSWORD, HA_USER, PASSWORD, USER, ha_client
+
+    if not available():
+        pytest.skip("mosquitto is not installed (scripts/test.sh installs it)")
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "mqtt-password").write_text(PASSWORD)
+    (creds / "mqtt-password").chmod(0o400)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    with Mosquitto(tmp_path / "broker", {USER: PASSWORD, HA_USER: HA_PASSWORD}) as broker:
+        mqtt = {"host": "127.0.0.1", "port": broker.port, "tls": True, "ca_file": str(broker.ca_file),
+                "username": USER, "device_id": "kitchen"}
+        fakes = Fakes()
+        async with running(tmp_path, fakes, mqtt=mqtt) as daemon, ha_client(broker) as ha:
+            await ha.subscribe("speakerd/kitchen/#")
+            seen: dict[str, str] = {}
+
+            async def read() -> None:
+                async for message in ha.messages:
+                    seen[str(message.topic)] = bytes(message.payload).decode()
+
+            reader = asyncio.ensure_future(read())
+            try:
+                await until(lambda: seen.get("speakerd/kitchen/state") == "idle", "the idle state", within=15)
+                await wake(daemon, fakes)
+                await until(lambda: seen.get("speakerd/kitchen/state") == "listening", "listening", within=10)
+                await ha.publish("speakerd/kitchen/cmd/volume", "30")
+                await until(lambda: fakes.speaker.volume == 30, "the volume command", within=10)
+                await until(lambda: seen.get("speakerd/kitchen/volume") == "30", "the volume state", within=10)
+                await ha.publish("speakerd/kitchen/cmd/volume", "150")  # out of range: refused
+                await ha.publish("speakerd/kitchen/cmd/interrupt", "PRESS")
+                await ha.publish("speakerd/kitchen/cmd/mute", "ON")
+                await until(lambda: seen.get("speakerd/kitchen/state") == "muted", "muted", within=10)
+                assert fakes.speaker.volume == 30 and fakes.mic.muted  # in order, once; the bad one changed nothing
+            finally:
+                reader.cancel()

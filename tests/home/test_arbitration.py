@@ -13,8 +13,9 @@ import pytest
 from pydantic import SecretStr
 from speakerd_workshop.mosquitto import Mosquitto
 
-from speakerd.home import Arbiter, Backoff, HomeLink, MqttSettings, dbfs
-from speakerd.home.arbitration import Claim
+from speakerd.home.arbitration import Arbiter, Claim, dbfs
+from speakerd.home.link import Backoff, HomeLink
+from speakerd.home.settings import MqttSettings
 from tests.home.conftest import PASSWORD, ha_client, settings_for
 from tests.home.test_link import Speaker
 

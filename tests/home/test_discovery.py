@@ -9,15 +9,17 @@ from typing import Any
 
 import pytest
 
-from speakerd.home import HOME_STATES, HomeTimer, MqttSettings
 from speakerd.home.discovery import (
+    HOME_STATES,
     CommandRefused,
+    HomeTimer,
     Topics,
     discovery_payload,
     home_state,
     parse_command,
     timers_payload,
 )
+from speakerd.home.settings import MqttSettings
 from tests.home.ha_schema import check_device_discovery
 
 S = MqttSettings(host="broker", device_id="kitchen", device_name="Kitchen")

@@ -12,7 +12,8 @@ import pytest
 from pydantic import SecretStr
 from speakerd_workshop.mosquitto import Mosquitto
 
-from speakerd.home import Backoff, HomeLink, HomeTimer
+from speakerd.home.discovery import HomeTimer
+from speakerd.home.link import Backoff, HomeLink
 from tests.home.conftest import PASSWORD, ha_client, settings_for
 from tests.home.ha_schema import check_device_discovery
 
@@ -267,7 +268,8 @@ LINK_PROCESS = """
 import asyncio, os, sys
 from pathlib import Path
 from pydantic import SecretStr
-from speakerd.home import HomeLink, MqttSettings
+from speakerd.home.link import HomeLink
+from speakerd.home.settings import MqttSettings
 from tests.home.test_link import Speaker
 
 async def main() -> None:
