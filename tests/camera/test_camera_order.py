@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 
 from speakerd.camera import Camera, open_camera
-from tests.camera.conftest import camera_settings, until
+from tests.camera.conftest import camera_settings
+from tests.support import until
 
 
 def _camera(images: Path, **kw: object) -> Camera:

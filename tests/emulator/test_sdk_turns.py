@@ -8,22 +8,12 @@ import pytest
 from google.genai import types
 from speakerd_workshop.emulator import EmulatorThread, Scenario, ToolCallSpec, Turn, tts
 
-from tests.emulator.conftest import (
-    MODEL,
-    SCENARIO,
-    client,
-    collect_turn,
-    config,
-    expect_close,
-    loud,
-    quiet,
-    send_pcm,
-    speech,
-)
+from tests.emulator.conftest import MODEL, SCENARIO, client, collect_turn, config, expect_close, send_pcm
+from tests.sounds import loud, silence, speech
 
 
 async def test_full_audio_turn_with_transcripts(emu: EmulatorThread) -> None:
-    sent = speech("hello there") + quiet(0.6)
+    sent = speech("hello there") + silence(0.6)
     async with client(emu).aio.live.connect(model=MODEL, config=config()) as s:
         await send_pcm(s, sent)
         turn = await collect_turn(s)
@@ -49,10 +39,10 @@ async def test_vad_waits_for_configured_silence(emu: EmulatorThread) -> None:
     # 0.5 s of silence is not enough when the setup asks for 800 ms.
     cfg = config(realtime_input_config={"automatic_activity_detection": {"silence_duration_ms": 800}})
     async with client(emu).aio.live.connect(model=MODEL, config=cfg) as s:
-        await send_pcm(s, loud(0.5) + quiet(0.5))
+        await send_pcm(s, loud(0.5) + silence(0.5))
         await asyncio.sleep(0.3)
         assert "userTurnEnd" not in [e.kind for e in emu.events]
-        await send_pcm(s, quiet(0.4))
+        await send_pcm(s, silence(0.4))
         turn = await collect_turn(s)
     assert turn.output_text == SCENARIO.turns[0].reply_text
 
@@ -70,7 +60,7 @@ async def test_manual_activity_and_text_and_client_content(emu: EmulatorThread) 
     cfg = config(realtime_input_config={"automatic_activity_detection": {"disabled": True}})
     async with client(emu).aio.live.connect(model=MODEL, config=cfg) as s:
         await s.send_realtime_input(activity_start=types.ActivityStart())
-        await send_pcm(s, quiet(0.3))  # with manual activity the server does not judge the audio
+        await send_pcm(s, silence(0.3))  # with manual activity the server does not judge the audio
         await s.send_realtime_input(activity_end=types.ActivityEnd())
         one = await collect_turn(s)
         await s.send_realtime_input(text="what about tomorrow")
@@ -86,7 +76,7 @@ async def test_barge_in_interrupts_the_reply(cert_dir) -> None:  # type: ignore[
     long = Scenario(turns=(Turn(user_transcript="tell me a story", reply_text=" ".join(["Once upon a time."] * 12)),))
     with EmulatorThread(long, cert_dir=cert_dir, pace=1.0) as emu:
         async with client(emu).aio.live.connect(model=MODEL, config=config()) as s:
-            await send_pcm(s, loud(0.4) + quiet(0.4))
+            await send_pcm(s, loud(0.4) + silence(0.4))
             got = b""
             async for m in s.receive():
                 if m.data:
@@ -104,11 +94,11 @@ async def test_no_interruption_lets_the_reply_finish(emu: EmulatorThread) -> Non
     cfg = config(realtime_input_config={"automatic_activity_detection": {"silence_duration_ms": 300},
                                         "activity_handling": "NO_INTERRUPTION"})
     async with client(emu).aio.live.connect(model=MODEL, config=cfg) as s:
-        await send_pcm(s, loud(0.4) + quiet(0.4))
+        await send_pcm(s, loud(0.4) + silence(0.4))
         async for m in s.receive():
             if m.data:
                 break
-        await send_pcm(s, loud(0.4) + quiet(0.4))
+        await send_pcm(s, loud(0.4) + silence(0.4))
         one = await collect_turn(s)
         two = await collect_turn(s)
     assert "interrupted" not in one.flags + two.flags
