@@ -25,11 +25,6 @@ SCENARIO = Scenario(
 )
 
 
-@pytest.fixture(scope="session")
-def cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("camera-emulator-certs")
-
-
 @pytest.fixture
 def emu(cert_dir: Path) -> Iterator[EmulatorThread]:
     with EmulatorThread(SCENARIO, cert_dir=cert_dir, pace=8.0) as e:

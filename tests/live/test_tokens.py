@@ -24,8 +24,8 @@ SECRET = "kitchen-secret-0123456789"
 
 
 @pytest.fixture(scope="module")
-def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorThread]:
-    with EmulatorThread(SCENARIO, api_key=KEY, cert_dir=tmp_path_factory.mktemp("certs"), pace=8.0) as e:
+def emu(cert_dir: Path) -> Iterator[EmulatorThread]:
+    with EmulatorThread(SCENARIO, api_key=KEY, cert_dir=cert_dir, pace=8.0) as e:
         yield e
 
 

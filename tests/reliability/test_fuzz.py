@@ -61,9 +61,8 @@ def fuzz_settings(quick: int, soak: int) -> settings:
 
 
 @pytest.fixture(scope="module")
-def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorThread]:
-    certs = tmp_path_factory.mktemp("fuzz-certs")
-    with EmulatorThread(SCENARIO, api_key=KEY, cert_dir=certs, pace=8.0) as e:
+def emu(cert_dir: Path) -> Iterator[EmulatorThread]:
+    with EmulatorThread(SCENARIO, api_key=KEY, cert_dir=cert_dir, pace=8.0) as e:
         yield e
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from speakerd_workshop.emulator import EmulatorThread, Scenario, ToolCallSpec, Turn
 
 from speakerd.events import TurnComplete
@@ -15,11 +14,6 @@ from speakerd.timers.tools import timer_tools
 from tests.live.test_session import KEY, Recorder, make_cfg, say
 from tests.sounds import loud, silence
 from tests.timers.conftest import BERLIN, Rings
-
-
-@pytest.fixture(scope="module")
-def cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("certs")
 
 
 async def test_model_sets_a_timer_and_hears_a_refusal(tmp_path: Path, cert_dir: Path) -> None:
