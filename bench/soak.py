@@ -24,16 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 from speakerd_workshop.emulator import Fault, Scenario
 
-from tests.reliability.harness import (
-    answered,
-    make_rig,
-    proc_figures,
-    said,
-    silence,
-    speech,
-    wait_until,
-    wake,
-)
+from tests.reliability.harness import answered, make_rig, proc_figures, said, wait_until
+from tests.sounds import silence, speech, wake
 
 REPLY = "Here is a fairly long answer, so that there is time to interrupt it politely if you like."
 SCENARIO = Scenario.from_dict({"default_reply": REPLY, "default_user_transcript": "a question"})

@@ -1,4 +1,5 @@
-"""Shared test helpers: a real sd_notify socket and paths. Area fixtures live in each test dir."""
+"""Shared fixtures: a real sd_notify socket, the emulator's certificates, a clean environment. Area
+fixtures live in each test dir."""
 
 from __future__ import annotations
 
@@ -10,6 +11,12 @@ import pytest
 from speakerd_workshop.rig import NotifySocket
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One emulator CA for the whole run: ``ensure_certs`` reuses valid certificates, and making them costs."""
+    return tmp_path_factory.mktemp("emulator-certs")
 
 
 @pytest.fixture

@@ -20,84 +20,25 @@ from speakerd import config
 from speakerd.events import FRAME_BYTES, AudioFrame, WakeDetected
 from speakerd.wakeword import WakeWordDetector, WakeWordError, load_model
 from tests.audio.child import run_child
+from tests.support import until
 
 
+@pytest.mark.slow
 def test_fifo_capture_is_byte_identical_and_preroll_covers_a_slow_connect(tmp_path: Path) -> None:
-    out = run_child("""
-pcm = (np.random.default_rng(7).integers(-8000, 8000, 16000 * 3)).astype(np.int16).tobytes()
-async def main():
-    loop = asyncio.get_running_loop()
-    frames, faults = [], []
-    pre = PrerollBuffer(2.0)
-    def on_frame(f):
-        frames.append(f); pre.push(f)
-    s = config.AudioSettings(input_device="speakerd_mic", output_device="speakerd_speaker")
-    feeder = MicFeeder(dev.mic_fifo)
-    cap = Capture(s, loop, on_frame, faults.append); cap.start()
-    await asyncio.sleep(0.5)
-    feeder.say(pcm)
-    head = pcm[:2560]
-    while not any(f.pcm == head for f in frames):  # the "wake word" ends in this frame
-        await asyncio.sleep(0.01)
-    wake_index = next(f.index for f in frames if f.pcm == head)
-    await asyncio.sleep(0.5)  # a slow connect
-    late = b"".join(f.pcm for f in pre.since(wake_index))
-    feeder.wait_idle(); await asyncio.sleep(0.4)
-    got = b"".join(f.pcm for f in frames)
-    start = got.find(pcm[:2560])
-    cap.stop(); feeder.close()
-    print(json.dumps({"identical": start >= 0 and got[start:start+len(pcm)] == pcm,
-                      "faults": [f.message for f in faults],
-                      "indices_in_order": [f.index for f in frames] == list(range(frames[0].index, frames[0].index + len(frames))),
-                      "preroll_has_all": len(late) >= 0.4 * 32000 and late == pcm[:len(late)]}))
-asyncio.run(main())
-""", tmp_path)
+    out = run_child("fifo_capture_and_preroll", tmp_path)
     assert out["faults"] == []
     assert out["identical"] and out["indices_in_order"]
     assert out["preroll_has_all"]
 
 
+@pytest.mark.slow
 def test_hey_jarvis_through_the_fifo_microphone_wakes_and_the_preroll_keeps_the_words(tmp_path: Path) -> None:
     """The daemon's idle path end to end: FIFO mic -> Capture -> pre-roll + detector -> wake, then
     a 500 ms connect: every frame from the wake word's start on is still there, byte for byte."""
     said = b"\0\0" * 16000 + synthesize("hey jarvis", rate=16000) + synthesize("what time is it", rate=16000)
     said += b"\0" * (-len(said) % FRAME_BYTES) + b"\0\0" * 16000
     (tmp_path / "said.raw").write_bytes(said)
-    out = run_child("""
-from speakerd.wakeword import WakeWordDetector
-said = (D / "said.raw").read_bytes()
-async def main():
-    loop = asyncio.get_running_loop()
-    frames, faults, wakes = [], [], []
-    pre = PrerollBuffer(2.0)
-    det = WakeWordDetector(config.WakewordSettings(models=["hey_jarvis", "alexa"]), loop, wakes.append)
-    def on_frame(f):
-        frames.append(f); pre.push(f); det.feed(f)
-    feeder = MicFeeder(dev.mic_fifo)
-    cap = Capture(config.AudioSettings(input_device="speakerd_mic"), loop, on_frame, faults.append); cap.start()
-    while len(frames) < 3:
-        await asyncio.sleep(0.02)
-    first = len(frames)
-    feeder.say(said)
-    while not wakes:
-        await asyncio.sleep(0.02)
-    det.pause()
-    await asyncio.sleep(0.5)  # connecting
-    wake = wakes[0]
-    sent = pre.since(wake.frame_index - 15)  # 1.2 s back: the start of "hey jarvis"
-    while len(frames) < first + len(said) // 2560 + 3:
-        await asyncio.sleep(0.02)
-    cap.stop(); feeder.close(); det.close()
-    got = b"".join(f.pcm for f in frames)
-    at = got.find(said)  # where the fed audio starts, in bytes (whole frames)
-    base = frames[at // 2560].index if at >= 0 else 0
-    idx = [f.index for f in sent]
-    report(faults=[f.message for f in faults], wakes=[(w.model, w.frame_index - base) for w in wakes],
-           contiguous=idx == list(range(idx[0], idx[0] + len(idx))), reaches_now=idx[-1] > wake.frame_index + 4,
-           matches=b"".join(f.pcm for f in sent) == said[(idx[0] - base) * 2560:][:len(sent) * 2560],
-           captured_identical=at >= 0 and at % 2560 == 0)
-asyncio.run(main())
-""", tmp_path)
+    out = run_child("hey_jarvis_wakes_and_preroll_keeps_the_words", tmp_path)
     assert out["faults"] == []
     assert out["captured_identical"]  # every byte fed came out, in whole frames
     assert [m for m, _ in out["wakes"]] == ["hey_jarvis"]
@@ -105,6 +46,7 @@ asyncio.run(main())
     assert out["contiguous"] and out["reaches_now"] and out["matches"]
 
 
+@pytest.mark.slow
 def test_44k1_stereo_microphone_and_48k_speaker(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     t = np.arange(44100 * 2) / 44100
@@ -113,25 +55,7 @@ def test_44k1_stereo_microphone_and_48k_speaker(tmp_path: Path) -> None:
     # A plain file as the microphone: every open reads it from the start (PortAudio's probe too).
     stereo = np.stack([left, right], axis=1).reshape(-1).astype("<i2").tobytes() + b"\0" * 44100 * 4 * 5
     (tmp_path / "mic44.raw").write_bytes(stereo)
-    out = run_child("""
-async def main():
-    loop = asyncio.get_running_loop()
-    frames, faults = [], []
-    s = config.AudioSettings(input_device="speakerd_mic", output_device="speakerd_speaker",
-                             input_rate=44100, input_channel=1, output_rate=48000, volume=100)
-    cap = Capture(s, loop, frames.append, faults.append); cap.start()
-    player = Player(s, D, loop, faults.append); player.start()
-    tone = (0.25 * np.sin(2 * np.pi * 300 * np.arange(24000) / 24000) * 32767).astype(np.int16)
-    player.play(tone.tobytes())
-    while len(frames) < 30:
-        await asyncio.sleep(0.05)
-    cap.stop()
-    await player.drain(); player.close()
-    np.save(D / "got.npy", np.frombuffer(b"".join(f.pcm for f in frames[:30]), dtype=np.int16))
-    print(json.dumps({"faults": [f.message for f in faults], "rate": cap.stats.device_rate,
-                      "channels": cap.stats.device_channels, "player_rate": player.stats.device_rate}))
-asyncio.run(main())
-""", tmp_path, mic="mic44.raw", speaker_rate=48000)
+    out = run_child("stereo_44k1_microphone_and_48k_speaker", tmp_path, mic="mic44.raw", speaker_rate=48000)
     from scipy.signal import resample_poly
 
     assert out["faults"] == []
@@ -148,23 +72,9 @@ asyncio.run(main())
     assert abs(peak_hz - 300) < 3
 
 
+@pytest.mark.slow
 def test_missing_device_is_a_clear_fault_and_recovers_when_named_right(tmp_path: Path) -> None:
-    out = run_child("""
-async def main():
-    loop = asyncio.get_running_loop()
-    faults = []
-    s = config.AudioSettings(input_device="no-such-mic", output_device="speakerd_speaker", reopen_max_seconds=0.2)
-    feeder = MicFeeder(dev.mic_fifo)  # PortAudio opens every PCM while probing; a FIFO needs a writer
-    cap = Capture(s, loop, lambda f: None, faults.append); cap.start()
-    for _ in range(200):
-        if faults and cap.stats.reopens >= 1:
-            break
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.6)  # more retries, no more reports
-    cap.stop(); feeder.close()
-    print(json.dumps({"faults": [f.message for f in faults], "reopens": cap.stats.reopens}))
-asyncio.run(main())
-""", tmp_path)
+    out = run_child("missing_device_reported_once", tmp_path)
     assert len(out["faults"]) == 1  # reported once, retried quietly
     assert out["faults"][0].startswith("audio.input_device: no input device matches 'no-such-mic' (found: ")
 
@@ -186,9 +96,8 @@ def _frames(pcm: bytes) -> list[AudioFrame]:
 
 
 async def _drained(det: WakeWordDetector) -> None:
-    """Wait until no frame is queued for inference; a function of its own so mypy reads ``pending`` afresh each time."""
-    while det.pending:
-        await asyncio.sleep(0.02)
+    """Wait until no frame is queued for inference."""
+    await until(lambda: not det.pending, "the detector to drain its queue")
 
 
 async def _detect(pcm: bytes, models: list[str]) -> list[WakeDetected]:
@@ -217,6 +126,7 @@ async def test_wake_words_detected_by_their_model_only(text: str, model: str) ->
     assert 12 <= found[0].frame_index <= 40  # the frame where the word ended, not a stale one
 
 
+@pytest.mark.slow
 async def test_sixty_seconds_of_silence_noise_and_speech_never_wake() -> None:
     rng = np.random.default_rng(11)
     noise = (rng.standard_normal(16000 * 20) * 1500).astype(np.int16).tobytes()
@@ -251,6 +161,7 @@ async def test_no_second_wake_after_pause_and_resume() -> None:
     assert len(found) == 1
 
 
+@pytest.mark.slow
 def test_speakerd_devices_lists_the_soft_devices(tmp_path: Path) -> None:
     from speakerd_workshop.softdev import SoftDevices
 

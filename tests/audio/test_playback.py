@@ -7,10 +7,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from speakerd.audio import earcons
 from speakerd.audio.resample import resample_once
 from tests.audio.child import run_child
+
+pytestmark = pytest.mark.slow  # every test here runs real audio in a child process
 
 FADE = 120  # 5 ms at 24 kHz
 
@@ -25,29 +28,7 @@ def faded(x: np.ndarray, n: int = FADE) -> np.ndarray:
 
 
 def test_exact_samples_at_each_volume_and_the_volume_survives_a_restart(tmp_path: Path) -> None:
-    out = run_child("""
-async def main():
-    loop = asyncio.get_running_loop()
-    faults = []
-    s = config.AudioSettings(output_device="speakerd_speaker", volume=50)
-    player = Player(s, D, loop, faults.append); player.start()
-    rng = np.random.default_rng(5)
-    x = rng.integers(-20000, 20000, 24000).astype(np.int16)
-    y = rng.integers(-20000, 20000, 12000).astype(np.int16)
-    for i in range(0, len(x), 1920):  # in 80 ms pieces, as replies arrive
-        player.play(x[i:i + 1920].tobytes())
-    player.end_of_reply()
-    await player.drain()
-    player.volume = 25
-    player.play(y.tobytes()); player.end_of_reply()
-    await player.drain()
-    player.close()
-    again = Player(config.AudioSettings(volume=70), D, loop, faults.append)
-    np.save(D / "x.npy", x); np.save(D / "y.npy", y)
-    report(faults=[f.message for f in faults], persisted=again.volume, underruns=player.stats.underruns,
-           written=player.stats.samples_written, rate=player.stats.device_rate)
-asyncio.run(main())
-""", tmp_path, mic="zero")
+    out = run_child("exact_samples_at_each_volume", tmp_path, mic="zero")
     assert out["faults"] == [] and out["rate"] == 24000
     x, y = np.load(tmp_path / "x.npy"), np.load(tmp_path / "y.npy")
     expected = np.concatenate([np.round(faded(x) * 0.5), np.round(faded(y) * 0.25)])
@@ -60,29 +41,7 @@ asyncio.run(main())
 
 
 def test_flush_mid_reply_leaves_at_most_one_period_faded_to_silence(tmp_path: Path) -> None:
-    out = run_child("""
-sink = SpeakerSink(dev.speaker_file, 24000)  # before PortAudio opens the FIFO
-async def main():
-    loop = asyncio.get_running_loop()
-    faults, first = [], []
-    s = config.AudioSettings(output_device="speakerd_speaker", volume=50)
-    player = Player(s, D, loop, faults.append, on_first_audio=first.append); player.start()
-    player.play(np.full(24000 * 5, 9000, dtype=np.int16).tobytes())
-    while player.stats.samples_written < 12000:  # half a second into a five-second reply
-        await asyncio.sleep(0.01)
-    written_at_flush = player.stats.samples_written
-    player.flush()
-    await player.drain()
-    st = player.stats
-    result = dict(after=st.written_after_flush, period=player.period, buffer_ms=st.device_buffer_ms,
-                  flush_seconds=st.last_flush_seconds, written=st.samples_written, at_flush=written_at_flush,
-                  first_calls=len(first), first_cleared=st.first_write_monotonic is None, underruns=st.underruns)
-    player.close()
-    await asyncio.sleep(0.3)  # the sink reads what the device still held
-    (D / "heard.raw").write_bytes(sink.snapshot()); sink.close()
-    report(faults=[f.message for f in faults], **result)
-asyncio.run(main())
-""", tmp_path, mic="zero", speaker_fifo=True)
+    out = run_child("flush_mid_reply", tmp_path, mic="zero", speaker_fifo=True)
     assert out["faults"] == []
     assert 0 < out["buffer_ms"] <= 60  # the device holds at most playback_buffer_ms
     assert 0 < out["after"] <= out["period"]  # after flush(): only the fade, under one period
@@ -98,20 +57,7 @@ asyncio.run(main())
 
 
 def test_earcons_at_48k_and_earcons_off(tmp_path: Path) -> None:
-    out = run_child("""
-async def main():
-    loop = asyncio.get_running_loop()
-    faults = []
-    s = config.AudioSettings(output_device="speakerd_speaker", output_rate=48000, volume=100, earcon_volume=60)
-    player = Player(s, D, loop, faults.append); player.start()
-    player.play_earcon("wake")
-    await player.drain()
-    quiet = Player(s.model_copy(update={"earcons": False}), D / "q", loop, faults.append)
-    quiet.play_earcon("wake")
-    player.close()
-    report(faults=[f.message for f in faults], rate=player.stats.device_rate, quiet_idle=quiet.idle)
-asyncio.run(main())
-""", tmp_path, mic="zero", speaker_rate=48000)
+    out = run_child("earcons_at_48k_and_earcons_off", tmp_path, mic="zero", speaker_rate=48000)
     assert out["faults"] == [] and out["rate"] == 48000 and out["quiet_idle"]
     pcm, rate = earcons.load("wake", None)
     expected = np.round(resample_once(pcm, rate, 48000).astype(np.float32) * np.float32(0.6))
@@ -121,18 +67,7 @@ asyncio.run(main())
 
 
 def test_alarm_sound_plays_at_its_volume_with_earcons_off(tmp_path: Path) -> None:
-    out = run_child("""
-async def main():
-    loop = asyncio.get_running_loop()
-    faults = []
-    s = config.AudioSettings(output_device="speakerd_speaker", volume=100, earcons=False)
-    player = Player(s, D, loop, faults.append); player.start()
-    player.play_sound("alarm", 80)
-    await player.drain()
-    player.close()
-    report(faults=[f.message for f in faults], rate=player.stats.device_rate)
-asyncio.run(main())
-""", tmp_path, mic="zero")
+    out = run_child("alarm_at_its_volume_with_earcons_off", tmp_path, mic="zero")
     assert out["faults"] == []
     pcm, rate = earcons.load("alarm", None)
     expected = np.round(resample_once(pcm, rate, out["rate"]).astype(np.float32) * np.float32(0.8))
@@ -142,21 +77,5 @@ asyncio.run(main())
 
 
 def test_a_reply_that_runs_dry_counts_one_underrun(tmp_path: Path) -> None:
-    out = run_child("""
-async def main():
-    loop = asyncio.get_running_loop()
-    s = config.AudioSettings(output_device="speakerd_speaker")
-    player = Player(s, D, loop, print); player.start()
-    player.play(np.full(2400, 100, dtype=np.int16).tobytes())
-    await player.drain()  # no end_of_reply: the model fell behind
-    await asyncio.sleep(0.2)
-    dry = player.stats.underruns
-    player.play(np.full(2400, 100, dtype=np.int16).tobytes()); player.end_of_reply()
-    await player.drain()
-    player.play(np.full(2400, 100, dtype=np.int16).tobytes()); player.end_of_reply()
-    await player.drain()
-    player.close()
-    report(dry=dry, total=player.stats.underruns)
-asyncio.run(main())
-""", tmp_path, mic="zero")
+    out = run_child("a_reply_that_runs_dry", tmp_path, mic="zero")
     assert out == {"dry": 1, "total": 1}

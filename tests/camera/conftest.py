@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +23,6 @@ SCENARIO = Scenario(
     ),
     default_reply="Nothing more to say.",
 )
-
-
-@pytest.fixture(scope="session")
-def cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("camera-emulator-certs")
 
 
 @pytest.fixture
@@ -68,14 +61,3 @@ def colour_index(jpeg: bytes) -> int:
 
     return min(range(len(COLOURS)), key=distance)
 
-
-async def until(predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Poll ``predicate`` without blocking the loop; fail after ``timeout`` (a hang, not a speed test)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)

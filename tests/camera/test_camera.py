@@ -24,7 +24,8 @@ from speakerd.camera import (
 )
 from speakerd.config import CameraSettings, LiveSettings, Settings
 from speakerd.live.tools import ToolArgumentError, validate
-from tests.camera.conftest import COLOURS, camera_settings, colour_index, until
+from tests.camera.conftest import COLOURS, camera_settings, colour_index
+from tests.support import until
 
 
 def _jpeg_size(data: bytes) -> tuple[int, int]:

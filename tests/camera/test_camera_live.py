@@ -18,8 +18,10 @@ from speakerd.camera import LOOK_SPEC, camera_connect_overrides, look_handler, o
 from speakerd.config import CameraSettings, CompressionSettings, LiveSettings, Settings, ToolsSettings
 from speakerd.live.connect_config import build_connect_config
 from speakerd.live.tools import ToolRegistry
-from tests.camera.conftest import COLOURS, camera_settings, colour_index, until
-from tests.emulator.conftest import MODEL, client, collect_turn, expect_close, loud
+from tests.camera.conftest import COLOURS, camera_settings, colour_index
+from tests.emulator.conftest import MODEL, client, collect_turn, expect_close
+from tests.sounds import loud
+from tests.support import until
 
 JPEG = "image/jpeg"
 

@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 
 from speakerd.camera import Camera, open_camera
-from tests.camera.conftest import camera_settings, until
+from tests.camera.conftest import camera_settings
+from tests.support import until
 
 
 def _camera(images: Path, **kw: object) -> Camera:
@@ -24,10 +25,16 @@ def _camera(images: Path, **kw: object) -> Camera:
     return cam
 
 
-async def test_start_right_after_a_spawned_stop_streams_to_the_new_callback(images: Path) -> None:
+def _lit_camera(images: Path) -> tuple[Camera, list[bool]]:
+    """A camera and the privacy light's every change."""
     lights: list[bool] = []
     cam = open_camera(camera_settings(images, fps=5.0), on_active=lights.append)
     assert cam is not None
+    return cam, lights
+
+
+async def test_start_right_after_a_spawned_stop_streams_to_the_new_callback(images: Path) -> None:
+    cam, lights = _lit_camera(images)
     loop = asyncio.get_running_loop()
     old: list[bytes] = []
     new: list[bytes] = []
@@ -79,9 +86,7 @@ async def test_start_during_a_stop_waiting_for_a_send_streams_after_it(images: P
 
 
 async def test_stop_twice_and_start_twice(images: Path) -> None:
-    lights: list[bool] = []
-    cam = open_camera(camera_settings(images, fps=5.0), on_active=lights.append)
-    assert cam is not None
+    cam, lights = _lit_camera(images)
     loop = asyncio.get_running_loop()
     await cam.stop()  # never started: nothing happens
     first: list[bytes] = []
@@ -114,9 +119,7 @@ async def test_stop_then_start_then_stop_before_any_runs(images: Path) -> None:
 
 
 async def test_a_cancelled_stop_still_ends_its_stream_and_lets_the_next_start_run(images: Path) -> None:
-    lights: list[bool] = []
-    cam = open_camera(camera_settings(images, fps=5.0), on_active=lights.append)
-    assert cam is not None
+    cam, lights = _lit_camera(images)
     loop = asyncio.get_running_loop()
     old: list[bytes] = []
     new: list[bytes] = []

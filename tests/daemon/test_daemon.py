@@ -33,6 +33,7 @@ from speakerd.events import (
 )
 from speakerd.live.store import ResumptionStore
 from speakerd.wakeword import WakeWordError
+from tests import support
 from tests.daemon.fakes import Fakes
 
 REPLY = b"\x01\x02" * 2400  # 100 ms at 24 kHz
@@ -70,11 +71,8 @@ def state(daemon: Daemon) -> State:
 
 
 async def until(pred: Callable[[], bool], what: str, within: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not pred():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
+    """Polled finely: a state the daemon passes through quickly must not be missed."""
+    await support.until(pred, what, timeout=within, interval=0.005)
 
 
 async def wake(daemon: Daemon, fakes: Fakes) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from speakerd.live.tools import Handler, ToolSpec
 from speakerd.ports import Backends
 from tests.daemon.fakes import FakeLive, FakeMic, FakeSpeaker
 from tests.daemon.test_daemon import make_config, until
+from tests.support import wait_until
 
 # 1. A tool -----------------------------------------------------------------------------------------
 
@@ -75,10 +75,7 @@ class MatrixDriver(Driver):
 
 
 def newest_frame(driver: MatrixDriver, seen: int, within: float = 2.0) -> list[Pixel]:
-    deadline = time.monotonic() + within
-    while len(driver.frames) <= seen:
-        assert time.monotonic() < deadline, "the animator drew nothing"
-        time.sleep(0.005)
+    wait_until(lambda: len(driver.frames) > seen, "the animator to draw", timeout=within, interval=0.005)
     return driver.frames[-1]
 
 

@@ -9,34 +9,18 @@ from typing import Protocol
 import numpy as np
 import pytest
 from speakerd_workshop.emulator import Scenario
-from speakerd_workshop.emulator.tts import synthesize
 from speakerd_workshop.rig import Rig
 
-from speakerd.events import FRAME_BYTES, SAMPLE_RATE_IN
-
-pytestmark = pytest.mark.slow
-
-SCENARIO = Scenario.from_dict({
-    "default_reply": "That is all I know.",
-    "turns": [
-        {"user_transcript": "what time is it", "reply_text": "It is time for a test."},
-        {"user_transcript": "and tomorrow", "reply_text": "Tomorrow will be sunny."},
-        {"user_transcript": "tell me a story", "reply_text": (
-            "Once upon a time there was a very small speaker that told very long stories, "
-            "so long that everybody in the house learned to interrupt it politely.")},
-    ],
-})
+from speakerd.events import FRAME_BYTES
+from tests.sounds import SCENARIO
 
 
-def silence(seconds: float) -> bytes:
-    return b"\0\0" * int(seconds * SAMPLE_RATE_IN)
-
-
-def speech(text: str) -> bytes:
-    return synthesize(text, rate=SAMPLE_RATE_IN)
-
-
-WAKE = silence(1.2) + speech("hey jarvis") + silence(0.4)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here runs the real daemon process: all are slow (a conftest's ``pytestmark`` marks nothing)."""
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here):
+            item.add_marker(pytest.mark.slow)
 
 
 def contiguous_in(haystack: bytes, needle: bytes) -> int:

@@ -8,13 +8,13 @@ stop is likely still running when the wake arrives.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from tests.e2e.conftest import RigFactory
+from tests.support import wait_until
 
 
 @pytest.mark.slow
@@ -32,10 +32,8 @@ def test_a_wake_right_after_the_end_opens_a_new_session_with_the_camera_on(
         listening = rig.wait_state("listening", timeout=30)
         rig.wait_log(r"^speaker: .*test\.", timeout=30)
         # Wake as soon as the follow-up window is over: the camera's stop has only just begun.
-        deadline = time.monotonic() + 30
-        while rig.ctl("wake")["message"].startswith("already"):
-            assert time.monotonic() < deadline, "the conversation did not end"
-            time.sleep(0.002)
+        wait_until(lambda: not rig.ctl("wake")["message"].startswith("already"), "the conversation to end",
+                   interval=0.002)
         idle = rig.wait_state("idle", timeout=10, start=listening)
         woke = rig.wait_state("wake", timeout=10, start=idle)
         # The new session opens (before the fix it was never opened). Whether the conversation then

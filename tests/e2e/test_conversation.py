@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from speakerd_workshop.emulator import Fault
 
-from tests.e2e.conftest import WAKE, RigFactory, contiguous_in, loud_seconds, silence, speech
+from tests.e2e.conftest import RigFactory, contiguous_in, loud_seconds
+from tests.sounds import silence, speech, wake
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +25,7 @@ def test_wake_question_reply_no_frame_lost_with_slow_connect(rig_factory: RigFac
 
         rig.emulator.inject(Fault("stall", during="setup", seconds=0.6))  # a slow connect
         start = len(rig.mic.sent)
-        rig.mic.say(WAKE + speech("what time is it?") + silence(2.5))
+        rig.mic.say(wake() + speech("what time is it?") + silence(2.5))
         rig.wait_state("speaking", timeout=40)
         rig.wait_state("listening", timeout=40, start=rig.wait_state("speaking") + 1)
 
@@ -32,7 +33,7 @@ def test_wake_question_reply_no_frame_lost_with_slow_connect(rig_factory: RigFac
         sent = bytes(rig.mic.sent)
         offset = contiguous_in(sent, received)
         assert offset >= 0, "the audio the emulator received is not an unbroken slice of what was said"
-        question_at = start + len(WAKE)
+        question_at = start + len(wake())
         assert offset <= question_at, "audio after the wake word is missing"
         assert offset >= start + len(silence(1.2)), "audio from before the wake word was sent"
         heard = rig.speaker_pcm()
@@ -45,7 +46,7 @@ def test_follow_up_inside_window_and_none_after(rig_factory: RigFactory) -> None
     with rig_factory(config="[conversation]\nfollow_up_seconds = 3.0\n") as rig:
         assert rig.mic is not None and rig.emulator is not None
         emulator = rig.emulator  # not Optional, also inside the lambdas
-        rig.mic.say(WAKE + speech("what time is it?") + silence(2.0))
+        rig.mic.say(wake() + speech("what time is it?") + silence(2.0))
         first = rig.wait_state("speaking", timeout=40)
         rig.wait_state("listening", timeout=40, start=first + 1)
         rig.mic.say(silence(0.3) + speech("and tomorrow?") + silence(2.0))
@@ -68,7 +69,7 @@ def test_barge_in_by_voice_and_by_button(rig_factory: RigFactory) -> None:
         assert rig.mic is not None and rig.emulator is not None
         emulator = rig.emulator  # not Optional, also inside the lambdas
         # Turn 1, then a long story in turn 3 to interrupt; turn 2's answer is interrupted by button.
-        rig.mic.say(WAKE + speech("what time is it?") + silence(2.0))
+        rig.mic.say(wake() + speech("what time is it?") + silence(2.0))
         s1 = rig.wait_state("speaking", timeout=40)
         rig.wait_state("listening", timeout=40, start=s1 + 1)
         rig.mic.say(silence(0.3) + speech("and tomorrow?") + silence(1.0))
@@ -92,7 +93,7 @@ def test_long_press_mutes_sends_audio_stream_end_and_stops_streaming(rig_factory
     with rig_factory() as rig:
         assert rig.mic is not None and rig.emulator is not None
         emulator = rig.emulator  # not Optional, also inside the lambdas
-        rig.mic.say(WAKE + speech("what time is it?") + silence(2.0))
+        rig.mic.say(wake() + speech("what time is it?") + silence(2.0))
         s = rig.wait_state("speaking", timeout=40)
         rig.wait_state("listening", timeout=40, start=s + 1)
         assert rig.ctl("press", 1.6)["ok"]
@@ -100,7 +101,7 @@ def test_long_press_mutes_sends_audio_stream_end_and_stops_streaming(rig_factory
         assert emulator.wait_for(
             lambda: any(m.get("audioStreamEnd") for m in emulator.messages("realtimeInput")), timeout=5)
         heard = len(emulator.received_audio())
-        rig.mic.say(WAKE + speech("what time is it?") + silence(1.0))
+        rig.mic.say(wake() + speech("what time is it?") + silence(1.0))
         rig.mic.wait_idle()
         time.sleep(0.5)
         assert len(emulator.received_audio()) == heard
@@ -119,7 +120,7 @@ def test_tool_call_runs_and_its_answer_is_spoken(rig_factory: RigFactory) -> Non
     with rig_factory(scenario=scenario) as rig:
         assert rig.mic is not None and rig.emulator is not None
         emulator = rig.emulator  # not Optional, also inside the lambdas
-        rig.mic.say(WAKE + speech("what time is it?") + silence(2.0))
+        rig.mic.say(wake() + speech("what time is it?") + silence(2.0))
         rig.wait_log(r"^tool current_time", timeout=40)
         responses = emulator.wait_for(lambda: emulator.messages("toolResponse"), timeout=20)
         result = json.dumps(responses[0])
@@ -130,7 +131,7 @@ def test_tool_call_runs_and_its_answer_is_spoken(rig_factory: RigFactory) -> Non
 def test_sigterm_mid_reply_then_restart_resumes_and_kill9_too(rig_factory: RigFactory) -> None:
     with rig_factory() as rig:
         assert rig.mic is not None and rig.emulator is not None and rig.notify is not None
-        rig.mic.say(WAKE + speech("tell me a story") + silence(1.5))
+        rig.mic.say(wake() + speech("tell me a story") + silence(1.5))
         rig.wait_state("speaking", timeout=40)
         rig.send_signal(signal.SIGTERM)
         rig.notify.wait_for(lambda m: m.get("STOPPING") == "1", timeout=15)
@@ -140,7 +141,7 @@ def test_sigterm_mid_reply_then_restart_resumes_and_kill9_too(rig_factory: RigFa
 
         rig.start()
         mark = len(rig.lines)
-        rig.mic.say(WAKE + speech("and tomorrow?") + silence(2.0))
+        rig.mic.say(wake() + speech("and tomorrow?") + silence(2.0))
         rig.wait_log(r"Live session ready \(resumed\)", timeout=40, start=mark)
         assert rig.emulator.connections[-1].resumed_handle
 
@@ -149,7 +150,7 @@ def test_sigterm_mid_reply_then_restart_resumes_and_kill9_too(rig_factory: RigFa
         rig.wait_exit(10)
         rig.start()
         mark = len(rig.lines)
-        rig.mic.say(WAKE + speech("what time is it?") + silence(2.0))
+        rig.mic.say(wake() + speech("what time is it?") + silence(2.0))
         rig.wait_log(r"Live session ready \(resumed\)", timeout=40, start=mark)
         assert rig.emulator.connections[-1].resumed_handle
 
@@ -179,7 +180,7 @@ def test_stop_word_ends_the_conversation(rig_factory: RigFactory) -> None:
     with rig_factory(config='[wakeword]\nstop_model = "alexa"\n') as rig:
         assert rig.mic is not None and rig.emulator is not None
         emulator = rig.emulator  # not Optional, also inside the lambdas
-        rig.mic.say(WAKE + speech("tell me a story") + silence(1.0))
+        rig.mic.say(wake() + speech("tell me a story") + silence(1.0))
         s = rig.wait_state("speaking", timeout=40)
         rig.mic.say(silence(1.0) + synthesize("alexa", rate=16000, voice="en") + silence(1.0))
         rig.wait_log(r"^stop word alexa", timeout=20, start=s)
@@ -205,7 +206,7 @@ def test_look_tool_sends_exactly_the_requested_frames_with_the_camera_indication
     config = f'[camera]\nenabled = true\nsource = "files"\ndevice = "{photos}"\nfps = 2.0\n'
     with rig_factory(scenario=scenario, config=config) as rig:
         assert rig.mic is not None and rig.emulator is not None
-        rig.mic.say(WAKE + speech("what am I holding?") + silence(2.0))
+        rig.mic.say(wake() + speech("what am I holding?") + silence(2.0))
         rig.wait_log(r"^tool look", timeout=40)
         on = rig.wait_log(r"^camera on", timeout=20)
         off = rig.wait_log(r"^camera off", timeout=20, start=on)
@@ -223,7 +224,7 @@ def test_wake_again_right_after_a_conversation_ends(rig_factory: RigFactory) -> 
     with rig_factory(config="[conversation]\nfollow_up_seconds = 1.0\n") as rig:
         assert rig.mic is not None and rig.emulator is not None
         emulator = rig.emulator  # not Optional, also inside the lambdas
-        rig.mic.say(WAKE + speech("what time is it?") + silence(2.0))
+        rig.mic.say(wake() + speech("what time is it?") + silence(2.0))
         first = rig.wait_state("speaking", timeout=40)
         idle = rig.wait_state("idle", timeout=40, start=first + 1)
         reply = rig.ctl("say", "and tomorrow?")  # at once: the first session is still closing

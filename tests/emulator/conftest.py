@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from google import genai
 from google.genai import errors, types
-from speakerd_workshop.emulator import EmulatorThread, Scenario, ToolCallSpec, Turn, tts
+from speakerd_workshop.emulator import EmulatorThread, Scenario, ToolCallSpec, Turn
 
 RATE = 16000
 CHUNK = 2560  # 80 ms of 16 kHz s16le, as the daemon sends
@@ -26,25 +25,6 @@ SCENARIO = Scenario(
     ),
     default_reply="That is all I know.",
 )
-
-
-def loud(seconds: float, amplitude: float = 0.3, freq: float = 220.0) -> bytes:
-    """A voiced-level tone (about -13 dBFS RMS) the energy VAD takes for speech."""
-    t = np.arange(int(seconds * RATE)) / RATE
-    return bytes((amplitude * np.sin(2 * np.pi * freq * t) * 32767).astype("<i2").tobytes())
-
-
-def quiet(seconds: float) -> bytes:
-    return b"\0\0" * int(seconds * RATE)
-
-
-def speech(text: str) -> bytes:
-    return tts.synthesize(text, rate=RATE)
-
-
-@pytest.fixture(scope="session")
-def cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("emulator-certs")
 
 
 @pytest.fixture
@@ -85,9 +65,21 @@ class TurnResult:
     messages: list[types.LiveServerMessage] = field(default_factory=list)
 
 
-async def collect_turn(session: Any, until: str = "turn_complete") -> TurnResult:
-    """Read messages (across receive() generators) until ``until`` is seen."""
+async def collect_turn(session: Any, until: str = "turn_complete", limit: float = 60.0) -> TurnResult:
+    """Read messages (across receive() generators) until ``until`` is seen; fail after ``limit`` seconds
+    (a bound on a hang, not a speed assertion)."""
     r = TurnResult()
+    deadline = asyncio.timeout(limit)
+    try:
+        async with deadline:
+            return await _read_turn(session, until, r)
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        raise AssertionError(f"no {until} within {limit:g} s; flags seen {r.flags}") from None
+
+
+async def _read_turn(session: Any, until: str, r: TurnResult) -> TurnResult:
     while True:
         async for m in session.receive():
             r.messages.append(m)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 from google.genai import errors, types
@@ -75,7 +76,7 @@ async def test_3_1_takes_client_content_only_to_seed_history(emu: EmulatorThread
     assert e.code == 1007
 
 
-async def test_go_away_before_lifetime_then_close_1000(cert_dir) -> None:  # type: ignore[no-untyped-def]
+async def test_go_away_before_lifetime_then_close_1000(cert_dir: Path) -> None:
     with EmulatorThread(cert_dir=cert_dir, connection_lifetime_seconds=1.0, go_away_before_seconds=0.5) as emu:
         async with client(emu).aio.live.connect(model=MODEL, config=config()) as s:
             seen = []

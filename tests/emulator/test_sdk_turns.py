@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from google.genai import types
 from speakerd_workshop.emulator import EmulatorThread, Scenario, ToolCallSpec, Turn, tts
 
-from tests.emulator.conftest import (
-    MODEL,
-    SCENARIO,
-    client,
-    collect_turn,
-    config,
-    expect_close,
-    loud,
-    quiet,
-    send_pcm,
-    speech,
-)
+from tests.emulator.conftest import MODEL, SCENARIO, client, collect_turn, config, expect_close, send_pcm
+from tests.sounds import loud, silence, speech
 
 
 async def test_full_audio_turn_with_transcripts(emu: EmulatorThread) -> None:
-    sent = speech("hello there") + quiet(0.6)
+    sent = speech("hello there") + silence(0.6)
     async with client(emu).aio.live.connect(model=MODEL, config=config()) as s:
         await send_pcm(s, sent)
         turn = await collect_turn(s)
@@ -49,10 +40,10 @@ async def test_vad_waits_for_configured_silence(emu: EmulatorThread) -> None:
     # 0.5 s of silence is not enough when the setup asks for 800 ms.
     cfg = config(realtime_input_config={"automatic_activity_detection": {"silence_duration_ms": 800}})
     async with client(emu).aio.live.connect(model=MODEL, config=cfg) as s:
-        await send_pcm(s, loud(0.5) + quiet(0.5))
+        await send_pcm(s, loud(0.5) + silence(0.5))
         await asyncio.sleep(0.3)
         assert "userTurnEnd" not in [e.kind for e in emu.events]
-        await send_pcm(s, quiet(0.4))
+        await send_pcm(s, silence(0.4))
         turn = await collect_turn(s)
     assert turn.output_text == SCENARIO.turns[0].reply_text
 
@@ -70,7 +61,7 @@ async def test_manual_activity_and_text_and_client_content(emu: EmulatorThread) 
     cfg = config(realtime_input_config={"automatic_activity_detection": {"disabled": True}})
     async with client(emu).aio.live.connect(model=MODEL, config=cfg) as s:
         await s.send_realtime_input(activity_start=types.ActivityStart())
-        await send_pcm(s, quiet(0.3))  # with manual activity the server does not judge the audio
+        await send_pcm(s, silence(0.3))  # with manual activity the server does not judge the audio
         await s.send_realtime_input(activity_end=types.ActivityEnd())
         one = await collect_turn(s)
         await s.send_realtime_input(text="what about tomorrow")
@@ -82,11 +73,11 @@ async def test_manual_activity_and_text_and_client_content(emu: EmulatorThread) 
     assert emu.messages("clientContent")[0]["turns"][0]["parts"][0]["text"] == "and after that"
 
 
-async def test_barge_in_interrupts_the_reply(cert_dir) -> None:  # type: ignore[no-untyped-def]
+async def test_barge_in_interrupts_the_reply(cert_dir: Path) -> None:
     long = Scenario(turns=(Turn(user_transcript="tell me a story", reply_text=" ".join(["Once upon a time."] * 12)),))
     with EmulatorThread(long, cert_dir=cert_dir, pace=1.0) as emu:
         async with client(emu).aio.live.connect(model=MODEL, config=config()) as s:
-            await send_pcm(s, loud(0.4) + quiet(0.4))
+            await send_pcm(s, loud(0.4) + silence(0.4))
             got = b""
             async for m in s.receive():
                 if m.data:
@@ -104,11 +95,11 @@ async def test_no_interruption_lets_the_reply_finish(emu: EmulatorThread) -> Non
     cfg = config(realtime_input_config={"automatic_activity_detection": {"silence_duration_ms": 300},
                                         "activity_handling": "NO_INTERRUPTION"})
     async with client(emu).aio.live.connect(model=MODEL, config=cfg) as s:
-        await send_pcm(s, loud(0.4) + quiet(0.4))
+        await send_pcm(s, loud(0.4) + silence(0.4))
         async for m in s.receive():
             if m.data:
                 break
-        await send_pcm(s, loud(0.4) + quiet(0.4))
+        await send_pcm(s, loud(0.4) + silence(0.4))
         one = await collect_turn(s)
         two = await collect_turn(s)
     assert "interrupted" not in one.flags + two.flags
@@ -121,7 +112,7 @@ TOOLS = [types.Tool(function_declarations=[
 ])]
 
 
-async def test_blocking_tool_round_trip(cert_dir) -> None:  # type: ignore[no-untyped-def]
+async def test_blocking_tool_round_trip(cert_dir: Path) -> None:
     sc = Scenario(turns=(Turn("what time is it", after_tool_text="It is {result}.",
                               tool_calls=(ToolCallSpec("current_time", {"zone": "local"}),)),))
     with EmulatorThread(sc, cert_dir=cert_dir, pace=8.0) as emu:
@@ -137,7 +128,7 @@ async def test_blocking_tool_round_trip(cert_dir) -> None:  # type: ignore[no-un
         assert emu.messages("toolResponse")[0]["functionResponses"][0]["id"] == call.id
 
 
-async def test_non_blocking_tool_speaks_now_and_result_later(cert_dir) -> None:  # type: ignore[no-untyped-def]
+async def test_non_blocking_tool_speaks_now_and_result_later(cert_dir: Path) -> None:
     sc = Scenario(turns=(Turn("look it up", reply_text="Let me check.", after_tool_text="Found {result}.",
                               tool_calls=(ToolCallSpec("lookup", {"q": "x"}),)),))
     with EmulatorThread(sc, cert_dir=cert_dir, pace=8.0) as emu:
@@ -153,7 +144,7 @@ async def test_non_blocking_tool_speaks_now_and_result_later(cert_dir) -> None: 
         assert later.output_text == "Found three books."
 
 
-async def test_barge_in_cancels_pending_tool_call(cert_dir) -> None:  # type: ignore[no-untyped-def]
+async def test_barge_in_cancels_pending_tool_call(cert_dir: Path) -> None:
     sc = Scenario(turns=(Turn("what time is it", after_tool_text="It is {result}.",
                               tool_calls=(ToolCallSpec("current_time"),)),))
     with EmulatorThread(sc, cert_dir=cert_dir, pace=8.0) as emu:
@@ -166,7 +157,7 @@ async def test_barge_in_cancels_pending_tool_call(cert_dir) -> None:  # type: ig
         assert "interrupted" in turn.flags
 
 
-async def test_undeclared_tool_is_not_called(emu: EmulatorThread, cert_dir) -> None:  # type: ignore[no-untyped-def]
+async def test_undeclared_tool_is_not_called(emu: EmulatorThread, cert_dir: Path) -> None:
     sc = Scenario(turns=(Turn("hi", reply_text="Hello.", tool_calls=(ToolCallSpec("nope"),)),))
     with EmulatorThread(sc, cert_dir=cert_dir, pace=8.0) as e2:
         async with client(e2).aio.live.connect(model=MODEL, config=config()) as s:
@@ -212,7 +203,7 @@ async def test_handle_is_not_resumable_while_generating(emu: EmulatorThread) -> 
     assert updates[1:] and all(not u.resumable and not u.new_handle for u in updates[1:])
 
 
-async def test_unknown_or_expired_handle_closes_1007(cert_dir) -> None:  # type: ignore[no-untyped-def]
+async def test_unknown_or_expired_handle_closes_1007(cert_dir: Path) -> None:
     with EmulatorThread(SCENARIO, cert_dir=cert_dir, pace=8.0, handle_validity_seconds=0.0) as emu:
         bad = config(session_resumption=types.SessionResumptionConfig(handle="no-such-handle"))
         e = await expect_close(client(emu).aio.live.connect(model=MODEL, config=bad).__aenter__())
@@ -234,7 +225,7 @@ async def test_compression_settings_are_recorded(emu: EmulatorThread) -> None:
 
 
 @pytest.mark.parametrize("model", ["gemini-2.5-flash-native-audio-preview-12-2025", "gemini-3.8-live"])
-async def test_part_packing_follows_the_model(cert_dir, model: str) -> None:  # type: ignore[no-untyped-def]
+async def test_part_packing_follows_the_model(cert_dir: Path, model: str) -> None:
     with EmulatorThread(SCENARIO, cert_dir=cert_dir, pace=8.0) as emu:
         async with client(emu).aio.live.connect(model=model, config=config()) as s:
             await s.send_realtime_input(text="hi")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
@@ -14,7 +15,8 @@ from google import genai
 from google.genai import errors, types
 from speakerd_workshop.emulator import EmulatorThread
 
-from tests.emulator.conftest import MODEL, SCENARIO, client, collect_turn, config, expect_close, quiet, speech
+from tests.emulator.conftest import MODEL, SCENARIO, client, collect_turn, config, expect_close
+from tests.sounds import silence, speech
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is experimental")  # the SDK's ExperimentalWarning
 
@@ -94,7 +96,7 @@ async def _raw_turn(ws: Any, pcm: bytes) -> dict[str, Any]:
             "mimeType": "audio/pcm;rate=16000", "data": base64.b64encode(pcm[i:i + 3200]).decode()}}}))
     out: dict[str, Any] = {"audio": b"", "input": "", "output": "", "keys": set()}
     while True:
-        msg = json.loads(await ws.recv())
+        msg = json.loads(await asyncio.wait_for(ws.recv(), 20))
         out["keys"] |= set(msg)
         sc = msg.get("serverContent", {})
         for part in sc.get("modelTurn", {}).get("parts", []):
@@ -106,7 +108,7 @@ async def _raw_turn(ws: Any, pcm: bytes) -> dict[str, Any]:
 
 
 async def test_raw_websocket_client_with_key_in_query(emu: EmulatorThread) -> None:
-    pcm = speech("hello there") + quiet(0.6)
+    pcm = speech("hello there") + silence(0.6)
     async with websockets.connect(_url(emu, "key=test-key"), ssl=_ctx(emu)) as ws:
         out = await _raw_turn(ws, pcm)
     assert out["input"] == SCENARIO.turns[0].user_transcript
@@ -120,7 +122,7 @@ async def test_raw_websocket_with_access_token(emu: EmulatorThread) -> None:
     token = await admin.aio.auth_tokens.create(config=_token_config())
     url = _url(emu, f"access_token={token.name}", "BidiGenerateContentConstrained", "v1alpha")
     async with websockets.connect(url, ssl=_ctx(emu)) as ws:
-        out = await _raw_turn(ws, speech("hello there") + quiet(0.6))
+        out = await _raw_turn(ws, speech("hello there") + silence(0.6))
     assert out["output"] == SCENARIO.turns[0].reply_text
     assert emu.connections[0].auth == "query-token"
 

@@ -20,7 +20,8 @@ from speakerd_workshop.emulator.vad import EnergyVad, VadSettings
 from speakerd_workshop.emulator.wire import WireError, b64decode, decode, normalise
 
 from tests.conftest import ROOT, base_env
-from tests.emulator.conftest import RATE, loud, quiet
+from tests.emulator.conftest import RATE
+from tests.sounds import loud, silence
 
 
 def test_normalise_keeps_user_data_untouched() -> None:
@@ -54,8 +55,8 @@ def test_vad_start_sensitivity() -> None:
 
 def test_vad_end_needs_the_configured_silence() -> None:
     s = VadSettings.from_setup({"silenceDurationMs": 500})
-    assert _events(s, loud(0.5) + quiet(0.4)) == [("start", 0.04)]
-    assert _events(s, loud(0.5) + quiet(0.6)) == [("start", 0.04), ("end", 1.0)]
+    assert _events(s, loud(0.5) + silence(0.4)) == [("start", 0.04)]
+    assert _events(s, loud(0.5) + silence(0.6)) == [("start", 0.04), ("end", 1.0)]
 
 
 def test_vad_end_sensitivity_treats_soft_tails_differently() -> None:
@@ -68,7 +69,7 @@ def test_vad_end_sensitivity_treats_soft_tails_differently() -> None:
 
 def test_vad_counts_audio_time_not_chunks() -> None:
     s = VadSettings.from_setup({"silenceDurationMs": 200})
-    pcm = loud(0.3) + quiet(0.3)
+    pcm = loud(0.3) + silence(0.3)
     vad = EnergyVad(s)
     got = [e.kind for i in range(0, len(pcm), 999) for e in vad.feed(pcm[i : i + 999])]
     assert got == ["start", "end"]
@@ -126,6 +127,7 @@ def test_certificates_are_reused_and_verify(tmp_path: Path) -> None:
     asyncio.run(handshake())
 
 
+@pytest.mark.slow
 def test_cli_prints_env_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "speakerd", "emulator", "--port", "0", "--print-env", "--cert-dir", str(tmp_path)],
@@ -156,6 +158,7 @@ def test_cli_prints_env_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
             proc.wait()
 
 
+@pytest.mark.slow
 def test_cli_bad_scenario_is_one_line(tmp_path: Path) -> None:
     p = tmp_path / "x.toml"
     p.write_text("turns = 1\n")

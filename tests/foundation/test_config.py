@@ -230,6 +230,7 @@ _known = [(s, k) for s, k in _leaf_keys(config.Settings)]
     picks=st.lists(st.tuples(st.sampled_from(_known), _values), max_size=6),
     junk=st.dictionaries(st.text(min_size=1, max_size=6), _values, max_size=2),
 )
+@pytest.mark.slow
 def test_generated_configs_never_raise_anything_else(tmp_path: Path, picks: list[tuple[tuple[str, str], object]], junk: dict[str, object]) -> None:
     data: dict[str, dict[str, object]] = {}
     for (section, key), value in picks:
@@ -257,6 +258,7 @@ def test_arbitrary_bytes_never_raise_anything_else(tmp_path: Path, blob: bytes) 
         assert len(e.lines) >= 1
 
 
+@pytest.mark.slow
 def test_check_config_cli(tmp_path: Path) -> None:
     good = subprocess.run(
         [sys.executable, "-m", "speakerd", "check-config", "--config", str(EXAMPLE)],
@@ -320,6 +322,7 @@ def test_check_config_and_the_connect_config_agree_on_models(tmp_path: Path) -> 
     assert "warning: opts.toml: live.affective_dialog is not supported by gemini-3.8-live; ignored" in res.stderr
 
 
+@pytest.mark.slow
 def test_language_is_optional_checked_and_said_by_check_config(tmp_path: Path) -> None:
     from speakerd.live.connect_config import build_connect_config, connect_config_warnings
 

@@ -49,6 +49,7 @@ def daemon_config(tmp_path: Path, extra: str = "") -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_ready_status_watchdog_reload_and_stop(tmp_path: Path, notify_socket: NotifySocket,
                                                quiet_room: SoftDevices) -> None:
     cfg = daemon_config(tmp_path)
@@ -83,6 +84,7 @@ def test_ready_status_watchdog_reload_and_stop(tmp_path: Path, notify_socket: No
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_bad_config_at_start_exits_78_with_one_line(tmp_path: Path, notify_socket: NotifySocket,
                                                     quiet_room: SoftDevices) -> None:
     cfg = daemon_config(tmp_path, "[wakeword]\nthreshold = 1.5\n")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -10,6 +9,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from speakerd.config import GpioSettings
+from tests import support
 
 
 @pytest.fixture
@@ -26,9 +26,5 @@ def gpio(**kw: Any) -> GpioSettings:
 
 
 def wait_until(pred: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    """Wait for something a background thread does; a bound, not a measurement."""
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.0005)
+    """Wait for something a background thread does; polled finely, as an LED level passes quickly."""
+    support.wait_until(pred, what, timeout=timeout, interval=0.0005)

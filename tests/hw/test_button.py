@@ -20,6 +20,7 @@ from speakerd.config import STATES, GpioSettings
 from speakerd.effects import Effect
 from speakerd.events import Action, ButtonEvent, ReplyAudio, SessionState, Started, UserAction
 from speakerd.hw import GestureButton, GestureDetector, GpioUnavailable, action_for
+from tests import support
 from tests.hw.conftest import gpio
 
 PIN = 17
@@ -170,9 +171,7 @@ class Recorder:
 
 async def until(pred: Callable[[], bool]) -> None:
     """Wait (bounded) for the loop to have processed what the pins' threads handed over."""
-    async with asyncio.timeout(10):
-        while not pred():
-            await asyncio.sleep(0.002)
+    await support.until(pred, "the loop to process the pins' events", timeout=10, interval=0.002)
 
 
 async def settle(button: GestureButton) -> None:

@@ -11,11 +11,6 @@ from speakerd_workshop.emulator import EmulatorThread
 from tests.live.test_session import KEY, SCENARIO
 
 
-@pytest.fixture(scope="module")
-def cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("certs")
-
-
 @pytest.fixture
 def emu(cert_dir: Path) -> Iterator[EmulatorThread]:
     with EmulatorThread(SCENARIO, api_key=KEY, cert_dir=cert_dir, pace=6.0) as e:

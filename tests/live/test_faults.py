@@ -13,7 +13,8 @@ from speakerd_workshop.emulator import EmulatorThread, Fault, tts
 
 from speakerd.events import Interrupted, ReplyAudio, SessionState, Transcript, TurnComplete
 from speakerd.live import LiveError, ResumptionStore
-from tests.live.test_session import KEY, RATE, SCENARIO, Recorder, make_cfg, make_session, quiet, say
+from tests.live.test_session import KEY, RATE, SCENARIO, Recorder, make_cfg, make_session, say
+from tests.sounds import silence
 
 TEA = SCENARIO.turns[0].reply_text
 
@@ -26,7 +27,7 @@ async def test_1011_mid_reply_resumes_and_the_question_is_answered(tmp_path: Pat
     rec = Recorder()
     session = make_session(make_cfg(tmp_path, emu), rec)
     await session.open()
-    question = tts.synthesize("what time is it", rate=RATE) + quiet(0.6)
+    question = tts.synthesize("what time is it", rate=RATE) + silence(0.6)
     emu.inject(Fault("close", code=1011, target="current", during="reply", after_chunks=2))
     await say(session, question)
     await rec.wait(lambda: rec.of(TurnComplete) and len(emu.connections) == 2)
@@ -47,7 +48,7 @@ async def test_malformed_frame_reconnects(tmp_path: Path, emu: EmulatorThread) -
     await rec.wait(lambda: len(emu.connections) == 2 and session.is_open)
     assert emu.connections[1].resumed_handle == emu.connections[0].resumed_handle or \
         emu.connections[1].resumed_handle is not None
-    await say(session, tts.synthesize("what time is it", rate=RATE) + quiet(0.6))
+    await say(session, tts.synthesize("what time is it", rate=RATE) + silence(0.6))
     await rec.wait(lambda: rec.of(TurnComplete))
     await session.close()
 
@@ -63,6 +64,7 @@ async def test_1007_mid_session_starts_fresh_once(tmp_path: Path, emu: EmulatorT
     await session.close()
 
 
+@pytest.mark.slow
 async def test_repeated_1011_backs_off_with_jitter_up_to_the_cap(tmp_path: Path, emu: EmulatorThread) -> None:
     rec = Recorder()
     session = make_session(make_cfg(tmp_path, emu), rec)  # reconnect_max_seconds = 0.5
@@ -107,7 +109,7 @@ async def test_go_away_1000_when_the_reply_outlasts_time_left_is_routine(tmp_pat
         rec = Recorder()
         session = make_session(make_cfg(tmp_path, emu), rec)
         await session.open()
-        await say(session, tts.synthesize("what time is it", rate=RATE) + quiet(0.6))
+        await say(session, tts.synthesize("what time is it", rate=RATE) + silence(0.6))
         await rec.wait(lambda: rec.of(ReplyAudio))
         emu.inject(Fault("go_away", target="current", during="now"))
         await rec.wait(lambda: len(emu.connections) == 2 and session.is_open, timeout=20)
@@ -123,7 +125,7 @@ async def test_push_to_talk_and_text(tmp_path: Path, emu: EmulatorThread) -> Non
     await session.open()
     assert (emu.connections[0].setup or {})["realtimeInputConfig"]["automaticActivityDetection"]["disabled"]
     session.activity_start()
-    await say(session, quiet(0.3))  # the server does not judge the audio: the button does
+    await say(session, silence(0.3))  # the server does not judge the audio: the button does
     session.activity_end()
     await rec.wait(lambda: rec.of(TurnComplete))
     session.send_text("and tomorrow")
@@ -139,9 +141,9 @@ async def test_barge_in_interrupts_and_the_conversation_goes_on(tmp_path: Path, 
         rec = Recorder()
         session = make_session(make_cfg(tmp_path, emu), rec)
         await session.open()
-        await say(session, tts.synthesize("what time is it", rate=RATE) + quiet(0.6))
+        await say(session, tts.synthesize("what time is it", rate=RATE) + silence(0.6))
         await rec.wait(lambda: rec.of(ReplyAudio))
-        await say(session, tts.synthesize("and tomorrow", rate=RATE) + quiet(0.6))
+        await say(session, tts.synthesize("and tomorrow", rate=RATE) + silence(0.6))
         await rec.wait(lambda: rec.of(Interrupted))
         cut = rec.events.index(rec.of(Interrupted)[0])
         first_reply = b"".join(e.pcm for e in rec.events[:cut] if isinstance(e, ReplyAudio))

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from pydantic import SecretStr
 from speakerd_workshop.emulator import EmulatorThread, Fault, Scenario, ToolCallSpec, Turn, tts
@@ -25,6 +23,8 @@ from speakerd.events import (
     TurnComplete,
 )
 from speakerd.live import LiveError, LiveSession, ResumptionStore, ToolRegistry
+from tests.sounds import loud, silence
+from tests.support import until
 
 KEY = "test-key-live"
 RATE = 16000
@@ -40,15 +40,6 @@ SCENARIO = Scenario(
 )
 
 
-def loud(seconds: float) -> bytes:
-    t = np.arange(int(seconds * RATE)) / RATE
-    return bytes((0.3 * np.sin(2 * np.pi * 220 * t) * 32767).astype("<i2").tobytes())
-
-
-def quiet(seconds: float) -> bytes:
-    return b"\0\0" * int(seconds * RATE)
-
-
 class Recorder:
     def __init__(self) -> None:
         self.events: list[Any] = []
@@ -60,11 +51,8 @@ class Recorder:
         return [e for e in self.events if isinstance(e, kind)]
 
     async def wait(self, pred: Any, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not pred():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out; events: {[type(e).__name__ for e in self.events][-30:]}")
-            await asyncio.sleep(0.02)
+        await until(pred, lambda: f"the condition; events: {[type(e).__name__ for e in self.events][-30:]}",
+                    timeout=timeout)
 
     def audio(self) -> bytes:
         return b"".join(e.pcm for e in self.of(ReplyAudio))
@@ -100,7 +88,7 @@ async def say(session: LiveSession, pcm: bytes) -> None:
 async def test_audio_turn_with_transcripts_and_buffering_before_ready(tmp_path: Path, emu: EmulatorThread) -> None:
     rec = Recorder()
     session = make_session(make_cfg(tmp_path, emu), rec)
-    speech = tts.synthesize("what time is it", rate=RATE) + quiet(1.0)
+    speech = tts.synthesize("what time is it", rate=RATE) + silence(1.0)
     await say(session, speech)  # before open: buffered, then sent in order
     await session.open()
     await rec.wait(lambda: rec.of(TurnComplete))
@@ -116,6 +104,7 @@ async def test_audio_turn_with_transcripts_and_buffering_before_ready(tmp_path: 
     assert isinstance(rec.events[-1], SessionState) and rec.events[-1].phase == "closed"
 
 
+@pytest.mark.slow
 async def test_barge_in_interrupts(tmp_path: Path, cert_dir: Path) -> None:
     with EmulatorThread(SCENARIO, api_key=KEY, cert_dir=cert_dir, pace=1.0) as emu:
         rec = Recorder()
@@ -123,10 +112,10 @@ async def test_barge_in_interrupts(tmp_path: Path, cert_dir: Path) -> None:
         await session.open()
         for text in ("what time is it", "and tomorrow"):
             n = len(rec.of(TurnComplete))
-            await say(session, tts.synthesize(text, rate=RATE) + quiet(0.6))
+            await say(session, tts.synthesize(text, rate=RATE) + silence(0.6))
             await rec.wait(lambda n=n: len(rec.of(TurnComplete)) > n)
         before = len(rec.audio())
-        await say(session, tts.synthesize("tell me a story", rate=RATE) + quiet(0.6))
+        await say(session, tts.synthesize("tell me a story", rate=RATE) + silence(0.6))
         await rec.wait(lambda: len(rec.audio()) - before > 24000 * 2)  # one second into the story
         await say(session, loud(0.8))
         await rec.wait(lambda: rec.of(Interrupted))
@@ -148,13 +137,13 @@ async def test_tools_blocking_and_non_blocking_round_trip(tmp_path: Path, cert_d
             parameters={"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}))
         session = make_session(cfg, rec)
         await session.open()
-        await say(session, loud(0.5) + quiet(0.6))
+        await say(session, loud(0.5) + silence(0.6))
         await rec.wait(lambda: rec.of(TurnComplete) and rec.audio())
         call = rec.of(ToolCall)[0]
         response = emu.messages("toolResponse")[0]
         fr = response["functionResponses"][0]
         assert fr["id"] == call.id and fr["name"] == "current_time" and "time" in fr["response"]
-        await say(session, loud(0.5) + quiet(0.6))
+        await say(session, loud(0.5) + silence(0.6))
         await rec.wait(lambda: len(emu.messages("toolResponse")) == 2, timeout=20)
         fr2 = emu.messages("toolResponse")[1]["functionResponses"][0]
         assert fr2["name"] == "note" and fr2.get("scheduling") == "WHEN_IDLE"
@@ -174,7 +163,7 @@ async def test_tool_call_cancelled_by_barge_in(tmp_path: Path, cert_dir: Path) -
             name="slow_tool", description="sleeps", argv=["sleep", "30"], non_blocking=True))
         session = make_session(cfg, rec)
         await session.open()
-        await say(session, loud(0.5) + quiet(0.6))
+        await say(session, loud(0.5) + silence(0.6))
         await rec.wait(lambda: rec.of(ToolCall) and rec.audio())
         await say(session, loud(0.8))
         await rec.wait(lambda: rec.of(ToolCancelled))
@@ -187,7 +176,7 @@ async def test_go_away_mid_reply_resumes_without_gap_or_repeat(tmp_path: Path, c
         rec = Recorder()
         session = make_session(make_cfg(tmp_path, emu), rec)
         await session.open()
-        await say(session, tts.synthesize("what time is it", rate=RATE) + quiet(0.6))
+        await say(session, tts.synthesize("what time is it", rate=RATE) + silence(0.6))
         await rec.wait(lambda: rec.audio())
         emu.inject(Fault("go_away", target="current", during="now"))
         await rec.wait(lambda: rec.of(TurnComplete))
@@ -197,7 +186,7 @@ async def test_go_away_mid_reply_resumes_without_gap_or_repeat(tmp_path: Path, c
         assert len(handles) >= 2  # the switch waited for the handle issued after the reply
         assert rec.audio() == tts.synthesize("It is time for tea.", rate=24000)  # whole, once
         assert not any(e.phase == "reconnecting" for e in rec.of(SessionState))  # no offline blip
-        await say(session, tts.synthesize("and tomorrow", rate=RATE) + quiet(0.6))
+        await say(session, tts.synthesize("and tomorrow", rate=RATE) + silence(0.6))
         await rec.wait(lambda: len(rec.of(TurnComplete)) == 2)
         assert [t.text for t in rec.of(Transcript) if t.role == "user"] == ["what time is it", "and tomorrow"]
         await session.close()
@@ -212,13 +201,13 @@ async def test_transient_faults_reconnect_with_handle(tmp_path: Path, emu: Emula
     rec = Recorder()
     session = make_session(make_cfg(tmp_path, emu), rec)
     await session.open()
-    await say(session, tts.synthesize("what time is it", rate=RATE) + quiet(0.6))
+    await say(session, tts.synthesize("what time is it", rate=RATE) + silence(0.6))
     await rec.wait(lambda: rec.of(TurnComplete))
     emu.inject(fault)
     await rec.wait(lambda: len(emu.connections) == 2 and session.is_open)
     assert emu.connections[1].resumed_handle == session.handle or emu.connections[1].resumed_handle
     assert any(e.phase == "reconnecting" for e in rec.of(SessionState))
-    await say(session, tts.synthesize("and tomorrow", rate=RATE) + quiet(0.6))
+    await say(session, tts.synthesize("and tomorrow", rate=RATE) + silence(0.6))
     await rec.wait(lambda: len(rec.of(TurnComplete)) == 2)
     await session.close()
 
@@ -248,6 +237,7 @@ async def test_1008_is_fatal_and_not_retried(tmp_path: Path, emu: EmulatorThread
     await session.close()
 
 
+@pytest.mark.slow
 async def test_stall_before_setup_complete_times_out_and_retries(tmp_path: Path, emu: EmulatorThread) -> None:
     emu.inject(Fault("stall", during="setup", seconds=0))
     rec = Recorder()
@@ -262,7 +252,7 @@ async def test_restart_resumes_from_the_stored_handle(tmp_path: Path, emu: Emula
     rec = Recorder()
     first = make_session(cfg, rec)
     await first.open()
-    await say(first, tts.synthesize("what time is it", rate=RATE) + quiet(0.6))
+    await say(first, tts.synthesize("what time is it", rate=RATE) + silence(0.6))
     await rec.wait(lambda: rec.of(TurnComplete))
     handle = first.handle
     await first.close()
@@ -274,7 +264,7 @@ async def test_restart_resumes_from_the_stored_handle(tmp_path: Path, emu: Emula
     await second.open()
     assert emu.connections[-1].resumed_handle == handle
     assert any(e.phase == "ready" and e.resumed for e in rec2.of(SessionState))
-    await say(second, tts.synthesize("and tomorrow", rate=RATE) + quiet(0.6))
+    await say(second, tts.synthesize("and tomorrow", rate=RATE) + silence(0.6))
     await rec2.wait(lambda: rec2.of(TurnComplete))
     assert "".join(t.text for t in rec2.of(Transcript) if t.role == "model").strip() == \
         "Tomorrow will be sunny and warm."  # the emulator remembered turn one

@@ -17,14 +17,15 @@ from speakerd import config
 from speakerd.events import SessionState, Transcript, TurnComplete
 from speakerd.live import BrokerPolicy, LiveError, LiveSession, ResumptionStore, TokenBroker, ToolRegistry
 from speakerd.live import tokens as tokens_mod
-from tests.live.test_session import KEY, RATE, SCENARIO, Recorder, quiet, say
+from tests.live.test_session import KEY, RATE, SCENARIO, Recorder, say
+from tests.sounds import silence
 
 SECRET = "kitchen-secret-0123456789"
 
 
 @pytest.fixture(scope="module")
-def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorThread]:
-    with EmulatorThread(SCENARIO, api_key=KEY, cert_dir=tmp_path_factory.mktemp("certs"), pace=8.0) as e:
+def emu(cert_dir: Path) -> Iterator[EmulatorThread]:
+    with EmulatorThread(SCENARIO, api_key=KEY, cert_dir=cert_dir, pace=8.0) as e:
         yield e
 
 
@@ -77,7 +78,7 @@ async def test_speaker_without_the_key_talks_through_a_broker_token(
     token = next(t for t in emu.tokens if t.name == conn.credential)
     assert token.uses == 2 and token.uses_left == 1  # bounded uses, one spent
     assert token.setup is not None and token.setup["model"] == "models/gemini-3.8-live"  # locked model
-    await say(session, tts.synthesize("what time is it", rate=RATE) + quiet(0.6))
+    await say(session, tts.synthesize("what time is it", rate=RATE) + silence(0.6))
     await rec.wait(lambda: rec.of(TurnComplete))
     assert [t.text for t in rec.of(Transcript) if t.role == "user"] == ["what time is it"]
     await session.close()

@@ -20,7 +20,6 @@ from speakerd_workshop.rig import API_KEY, MicFeeder
 from speakerd_workshop.softdev import SoftDevices
 
 from tests.reliability.harness import (
-    SCENARIO,
     CannotSimulate,
     Case,
     answered,
@@ -32,6 +31,7 @@ from tests.reliability.harness import (
     wait_status,
     wait_until,
 )
+from tests.sounds import SCENARIO
 
 ANSWER = SCENARIO.turns[0].reply_text
 FAST_REOPEN = "[audio]\nreopen_max_seconds = 1.0\n"

@@ -18,21 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from speakerd_workshop.emulator import Scenario
-from speakerd_workshop.emulator.tts import synthesize
 from speakerd_workshop.rig import API_KEY, Rig, merge_toml
 
-from speakerd.events import SAMPLE_RATE_IN
-
-SCENARIO = Scenario.from_dict({
-    "default_reply": "That is all I know.",
-    "turns": [
-        {"user_transcript": "what time is it", "reply_text": "It is time for a test."},
-        {"user_transcript": "and tomorrow", "reply_text": "Tomorrow will be sunny."},
-        {"user_transcript": "tell me a story", "reply_text": (
-            "Once upon a time there was a very small speaker that told very long stories, "
-            "so long that everybody in the house learned to interrupt it politely.")},
-    ],
-})
+from tests import support
+from tests.sounds import SCENARIO, silence, speech, wake
 
 # Quick reconnects and a short connect timeout keep stalls cheap; the rest is the rig's default.
 FAST = """
@@ -42,23 +31,6 @@ reconnect_max_seconds = 1.0
 [conversation]
 follow_up_seconds = 4.0
 """
-
-_cache: dict[str, bytes] = {}
-
-
-def silence(seconds: float) -> bytes:
-    return b"\0\0" * int(seconds * SAMPLE_RATE_IN)
-
-
-def speech(text: str) -> bytes:
-    if text not in _cache:
-        _cache[text] = synthesize(text, rate=SAMPLE_RATE_IN)
-    return _cache[text]
-
-
-def wake() -> bytes:
-    return silence(1.2) + speech("hey jarvis") + silence(0.4)
-
 
 @dataclass
 class Case:
@@ -159,15 +131,11 @@ def opt_in(name: str) -> bool:
 
 def wait_until(rig: Rig, pred: Callable[[], Any], *, timeout: float = 30.0, what: str = "condition") -> Any:
     """Poll ``pred`` (log lines, emulator records) until it is truthy; on timeout show the log tail."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            tail = "\n".join(f"  {x.level} {x.message}" for x in rig.lines[-30:])
-            raise AssertionError(f"{what} not seen within {timeout:g} s; last lines:\n{tail}")
-        time.sleep(0.05)
+    def described() -> str:
+        tail = "\n".join(f"  {x.level} {x.message}" for x in rig.lines[-30:])
+        return f"{what}; last lines:\n{tail}"
+
+    return support.wait_until(pred, described, timeout=timeout, interval=0.05)
 
 
 def answered(rig: Rig, start: int, reply: str, *, timeout: float = 60.0) -> None:

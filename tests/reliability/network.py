@@ -12,7 +12,6 @@ from speakerd_workshop.emulator import Fault, Scenario
 from speakerd_workshop.rig import Rig
 
 from tests.reliability.harness import (
-    SCENARIO,
     Case,
     answered,
     ask,
@@ -21,13 +20,11 @@ from tests.reliability.harness import (
     follow_up,
     make_rig,
     no_tracebacks,
-    silence,
-    speech,
     statuses,
     truthful,
     wait_until,
-    wake,
 )
+from tests.sounds import SCENARIO, silence, speech, wake
 
 ANSWER = SCENARIO.turns[0].reply_text
 GO_AWAYS = int(os.environ.get("SPEAKERD_GO_AWAYS", "60"))

@@ -12,18 +12,8 @@ from pathlib import Path
 from speakerd_workshop.emulator import Scenario
 from speakerd_workshop.rig import MicFeeder, Rig
 
-from tests.reliability.harness import (
-    Case,
-    answered,
-    hush,
-    make_rig,
-    no_tracebacks,
-    opt_in,
-    silence,
-    speech,
-    wait_until,
-    wake,
-)
+from tests.reliability.harness import Case, answered, hush, make_rig, no_tracebacks, opt_in, wait_until
+from tests.sounds import silence, speech, wake
 
 KILL_RUNS = int(os.environ.get("SPEAKERD_KILL_RUNS", "100" if opt_in("SPEAKERD_SOAK") else "10"))
 REPLY = "That is all I know."
@@ -101,10 +91,7 @@ def watchdog(workdir: Path) -> str:
     """WATCHDOG_USEC=1 s: pings every 0.5 s; none while frozen, the microphone is dead or the loop hangs."""
     with make_rig(workdir, env={"WATCHDOG_USEC": "1000000", "PYTHONPATH": str(HANG_HOOK)}) as rig:
         assert rig.proc is not None and rig.devices is not None and rig.mic is not None
-        deadline = time.monotonic() + 10
-        while _pings(rig) < 3 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert _pings(rig) >= 3, "no watchdog pings"
+        wait_until(rig, lambda: _pings(rig) >= 3, timeout=10, what="three watchdog pings")
         # A frozen process: nothing in it runs, so nothing pings (systemd would kill it).
         os.kill(rig.proc.pid, signal.SIGSTOP)
         time.sleep(1.0)  # a ping sent just before the stop may still be on its way to the reader
@@ -112,10 +99,7 @@ def watchdog(workdir: Path) -> str:
         time.sleep(2.0)
         assert _pings(rig) == frozen, "pinged while stopped"
         os.kill(rig.proc.pid, signal.SIGCONT)
-        deadline = time.monotonic() + 10
-        while _pings(rig) == frozen and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert _pings(rig) > frozen, "pings did not resume after SIGCONT"
+        wait_until(rig, lambda: _pings(rig) > frozen, timeout=10, what="pings to resume after SIGCONT")
         # A dead microphone: the FIFO keeps a writer (so reads block, no EOF) but no data comes.
         holder = os.open(rig.devices.mic_fifo, os.O_WRONLY | os.O_NONBLOCK)
         try:

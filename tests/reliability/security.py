@@ -11,17 +11,8 @@ from pathlib import Path
 from speakerd_workshop.emulator import Fault, Scenario
 from speakerd_workshop.rig import API_KEY
 
-from tests.reliability.harness import (
-    Case,
-    answered,
-    make_rig,
-    no_key,
-    no_tracebacks,
-    silence,
-    speech,
-    wait_until,
-    wake,
-)
+from tests.reliability.harness import Case, answered, make_rig, no_key, no_tracebacks, wait_until
+from tests.sounds import silence, speech, wake
 
 NOBODY = 65534
 

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.reliability.harness import (
-    SCENARIO,
     Case,
     answered,
     ask,
@@ -19,7 +18,9 @@ from tests.reliability.harness import (
     make_rig,
     no_tracebacks,
     small_filesystem,
+    wait_until,
 )
+from tests.sounds import SCENARIO
 
 ANSWER = SCENARIO.turns[0].reply_text
 
@@ -78,10 +79,7 @@ def reload_invalid_config(workdir: Path) -> str:
         mark = len(rig.lines)
         rig.send_signal(signal.SIGHUP)
         rig.wait_log(r"^configuration reloaded", timeout=10, start=mark)
-        deadline = time.monotonic() + 10
-        while rig.ctl("status")["volume"] != 23 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert rig.ctl("status")["volume"] == 23
+        wait_until(rig, lambda: rig.ctl("status")["volume"] == 23, timeout=10, what="volume 23 after the reload")
         no_tracebacks(rig)
         return "invalid: refused in one line, RELOADING=1 then READY=1, still answers; valid: volume 23 applied"
 

@@ -31,6 +31,7 @@ from speakerd.events import ReplyAudio, SessionState, Transcript
 from speakerd.live import LiveSession, ResumptionStore, ToolRegistry
 from tests.reliability import fuzz_messages as fm
 from tests.reliability.harness import opt_in
+from tests.support import until
 
 KEY = "test-key-fuzz"
 REPLY = "The fuzzing answer is here."
@@ -60,9 +61,8 @@ def fuzz_settings(quick: int, soak: int) -> settings:
 
 
 @pytest.fixture(scope="module")
-def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorThread]:
-    certs = tmp_path_factory.mktemp("fuzz-certs")
-    with EmulatorThread(SCENARIO, api_key=KEY, cert_dir=certs, pace=8.0) as e:
+def emu(cert_dir: Path) -> Iterator[EmulatorThread]:
+    with EmulatorThread(SCENARIO, api_key=KEY, cert_dir=cert_dir, pace=8.0) as e:
         yield e
 
 
@@ -93,11 +93,17 @@ class Example:
         return [e.phase for e in self.events if isinstance(e, SessionState)]
 
     async def wait(self, pred: Any, what: str) -> None:
-        while not pred():  # the session reports by callback; the example's deadline bounds this
-            await asyncio.sleep(0.01)
+        """Wait for what the session reports by callback; a failed session ends the wait at once."""
+
+        def seen() -> bool:
+            if pred():
+                return True
             if "failed" in self.phases():
                 failed = next(e for e in self.events if isinstance(e, SessionState) and e.phase == "failed")
                 raise AssertionError(f"the session failed while waiting for {what}: {failed.detail}")
+            return False
+
+        await until(seen, what, timeout=EXAMPLE_SECONDS, interval=0.01)
 
 
 async def _noop(**_: Any) -> dict[str, Any]:
@@ -217,6 +223,7 @@ def test_known_bad_frames(emu: EmulatorThread, frames: list[fm.Frame]) -> None:
     run_example(emu, frames, "now")
 
 
+@pytest.mark.slow
 def test_strategies_produce_the_mutations() -> None:
     """The search space has what it claims: both frame types, cut and unparseable frames, odd values."""
     seen: list[fm.Frame] = []
