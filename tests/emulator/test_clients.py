@@ -17,7 +17,8 @@ import pytest
 
 from tests.clients import raw_client
 from tests.conftest import ROOT
-from tests.emulator.conftest import CliEmulator, quiet, speech
+from tests.emulator.conftest import CliEmulator
+from tests.sounds import silence, speech
 
 JS = ROOT / "tests" / "clients" / "js"
 GREETING = "Hello! I'm the speakerd emulator. How can I help?"  # the built-in scenario's
@@ -78,7 +79,7 @@ def test_google_javascript_sdk(emulators: tuple[CliEmulator, CliEmulator], node_
         pytest.skip("node is not installed")
     main, short = emulators
     pcm = tmp_path / "hello.pcm"
-    pcm.write_bytes(speech("hello") + quiet(0.8))
+    pcm.write_bytes(speech("hello") + silence(0.8))
     env = {**os.environ, "EMU_BASE_URL": main.base_url, "EMU_GOAWAY_BASE_URL": short.base_url,
            "EMU_API_KEY": main.env["GEMINI_API_KEY"], "EMU_SPEECH_PCM": str(pcm),
            "NODE_EXTRA_CA_CERTS": main.ca_file}
@@ -93,7 +94,7 @@ async def test_raw_documentation_literal_client(emulators: tuple[CliEmulator, Cl
     main, short = emulators
     assert main.stderr_path is not None
     before = len(main.stderr_path.read_text().splitlines())
-    pcm = speech("hello") + quiet(0.8)
+    pcm = speech("hello") + silence(0.8)
     results = await raw_client.play_all(main.base_url, short.base_url, main.env["GEMINI_API_KEY"],
                                         main.ca_file, pcm)
     _check(results)

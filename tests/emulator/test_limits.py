@@ -16,7 +16,8 @@ from google.genai import types
 from PIL import Image
 from speakerd_workshop.emulator import Emulator
 
-from tests.emulator.conftest import MODEL, CliEmulator, collect_turn, config, expect_close, loud
+from tests.emulator.conftest import MODEL, CliEmulator, collect_turn, config, expect_close
+from tests.sounds import loud
 
 DEADLINE = "Deadline expired before operation could complete."
 

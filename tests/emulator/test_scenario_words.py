@@ -14,7 +14,8 @@ from speakerd_workshop.emulator import EmulatorThread, Fault, Scenario, Scenario
 from speakerd_workshop.emulator.answer import FILLER, decide
 
 from tests.conftest import ROOT
-from tests.emulator.conftest import MODEL, client, collect_turn, config, quiet, send_pcm, speech
+from tests.emulator.conftest import MODEL, client, collect_turn, config, send_pcm
+from tests.sounds import silence, speech
 
 DEFAULT = Scenario.load(ROOT / "workshop" / "speakerd_workshop" / "emulator" / "scenarios" / "default.toml")
 VOLUME = types.FunctionDeclaration(
@@ -94,7 +95,7 @@ async def test_spoken_turn_heard_from_the_script(cert_dir: Path) -> None:
     with EmulatorThread(sc, cert_dir=cert_dir, pace=8.0) as emu:
         cfg = config(tools=[types.Tool(function_declarations=[VOLUME])])
         async with client(emu).aio.live.connect(model=MODEL, config=cfg) as s:
-            await send_pcm(s, speech("set the volume to 5") + quiet(0.6))
+            await send_pcm(s, speech("set the volume to 5") + silence(0.6))
             first = await collect_turn(s, until="tool_call")
     assert first.input_text == "set the volume to 5"
     assert [(c.name, c.args) for c in first.tool_calls] == [("set_volume", {"level": 5})]
@@ -118,7 +119,7 @@ async def test_no_silent_turn_across_go_away_and_resumption(cert_dir: Path) -> N
     with EmulatorThread(legacy, cert_dir=cert_dir, pace=8.0, go_away_before_seconds=1.0) as emu:
         c = client(emu)
         async with c.aio.live.connect(model=MODEL, config=cfg) as s:
-            await send_pcm(s, speech("hello") + quiet(0.6))
+            await send_pcm(s, speech("hello") + silence(0.6))
             one = await collect_turn(s)
             handle = None
             await asyncio.to_thread(emu.inject, Fault("go_away", target="current", during="now"))
@@ -132,9 +133,9 @@ async def test_no_silent_turn_across_go_away_and_resumption(cert_dir: Path) -> N
         resumed = config(tools=[types.Tool(function_declarations=[VOLUME])],
                          session_resumption=types.SessionResumptionConfig(handle=handle))
         async with c.aio.live.connect(model=MODEL, config=resumed) as s:
-            await send_pcm(s, speech("what time is it") + quiet(0.6))
+            await send_pcm(s, speech("what time is it") + silence(0.6))
             two = await collect_turn(s)
-            await send_pcm(s, speech("turn the volume down") + quiet(0.6))
+            await send_pcm(s, speech("turn the volume down") + silence(0.6))
             three = await collect_turn(s, until="tool_call")
     assert one.audio and one.output_text == "Hello!"
     assert two.audio and two.tool_calls == [] and two.output_text  # current_time never declared

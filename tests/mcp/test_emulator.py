@@ -11,8 +11,9 @@ from speakerd_workshop.emulator import EmulatorThread, Scenario, ToolCallSpec, T
 from speakerd.events import ToolCall, Transcript, TurnComplete
 from speakerd.live import LiveSession, ResumptionStore, ToolRegistry
 from speakerd.mcp.tools import McpTools
-from tests.live.test_session import KEY, Recorder, loud, make_cfg, quiet, say
+from tests.live.test_session import KEY, Recorder, make_cfg, say
 from tests.mcp.conftest import HttpServer, http_settings
+from tests.sounds import loud, silence
 
 
 async def _noop(**_: Any) -> dict[str, Any]:
@@ -47,7 +48,7 @@ async def test_scripted_turn_calls_a_declared_mcp_tool(tmp_path: Path, http_serv
                 "properties": {"name": {"type": "string"}, "area": {"type": "string"}}}
             assert "ha__either" not in declared
 
-            await say(session, loud(0.5) + quiet(0.6))
+            await say(session, loud(0.5) + silence(0.6))
             await rec.wait(lambda: len(rec.of(TurnComplete)) >= 1)
             call = rec.of(ToolCall)[0]
             fr = emu.messages("toolResponse")[0]["functionResponses"][0]
@@ -58,7 +59,7 @@ async def test_scripted_turn_calls_a_declared_mcp_tool(tmp_path: Path, http_serv
             assert "Turned on kitchen light" in spoken
 
             # A server too slow for its timeout: the model still gets exactly one answer, an error.
-            await say(session, loud(0.5) + quiet(0.6))
+            await say(session, loud(0.5) + silence(0.6))
             await rec.wait(lambda: len(emu.messages("toolResponse")) >= 2, timeout=30)
             fr2 = emu.messages("toolResponse")[1]["functionResponses"][0]
             assert fr2["name"] == "ha__slow"
