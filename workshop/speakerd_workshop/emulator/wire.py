@@ -8,6 +8,7 @@ import binascii
 import json
 import re
 from typing import Any
+from urllib.parse import parse_qs
 
 Json = dict[str, Any]
 
@@ -89,3 +90,14 @@ def pcm_rate(mime_type: str | None, default: int = 16000) -> int:
         if m:
             return int(m.group(1))
     return default
+
+
+def split_target(target: str) -> tuple[str, dict[str, str]]:
+    """An HTTP request target as (path, first value of each query parameter).
+
+    Why not ``urlsplit``: it reads ``//ws/google.ai...`` as a host name and loses the path, and
+    that is exactly what Google's JavaScript SDK always dials and what the Python SDK dials with
+    production's trailing-slash base URL. A request target is a path: split at the first ``?``.
+    """
+    path, _, query = target.partition("?")
+    return path or "/", {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}

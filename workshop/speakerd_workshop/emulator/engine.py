@@ -1,0 +1,310 @@
+"""The turn engine: what the emulated model hears, says and which tools it calls, turn by turn,
+with barge-in, tool calls and responses, transcription and resumption handles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import uuid
+from pathlib import Path
+
+from speakerd_workshop.emulator import models, tts, video, wire
+from speakerd_workshop.emulator.faults import FaultActions
+from speakerd_workshop.emulator.records import Closing, Pending
+from speakerd_workshop.emulator.wire import Json
+
+OUTPUT_MIME = "audio/pcm;rate=24000"
+CHUNK_SECONDS = 0.08  # reply audio per message
+BURST_SECONDS = 0.5  # how far reply audio runs ahead of real time, like the service's bursts
+TOKENS_PER_SECOND = 25  # audio tokens per second, for usageMetadata
+
+
+class TurnEngine(FaultActions):
+    """Client input in, model turns out."""
+
+    def _resumption(self) -> None:
+        if "sessionResumption" not in self.setup:
+            return
+        busy = (self.reply is not None and not self.reply.done()) or bool(self.pending)
+        if busy:
+            self.send({"sessionResumptionUpdate": {"resumable": False}})
+        else:
+            handle = self.emu.new_handle(self)
+            self.send({"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}}, tag="handle")
+
+    def _realtime(self, body: Json) -> None:
+        self.seen_realtime = True
+        blobs: list[Json] = []
+        if isinstance(body.get("audio"), dict):
+            blobs.append(body["audio"])
+        for chunk in body.get("mediaChunks") or []:
+            if isinstance(chunk, dict):
+                blobs.append(chunk)
+                break  # the service uses only the first chunk
+        for blob in blobs:
+            mime = str(blob.get("mimeType") or "")
+            pcm = wire.b64decode(str(blob.get("data") or ""))
+            if not mime.startswith("audio/"):
+                continue
+            self._media("audio")
+            rate = wire.pcm_rate(mime)
+            if self.vad is not None:
+                for ev in self.vad.feed(pcm, rate):
+                    if ev.kind == "start":
+                        self._activity_start("vad")
+                    else:
+                        self._user_turn("audio", None, "vad")
+            if self.vad is None or self.vad.active:
+                self.turn_audio_seconds += len(pcm) / 2 / rate
+        for mime, data in video.decode_frames(body):
+            try:
+                width, height = video.check_frame(mime, data)
+            except video.FrameError as e:
+                raise Closing(1007, f"Request contains an invalid argument: {e}") from e
+            self.frames_total += 1
+            self.frame_tokens += video.tokens_per_frame(self.setup)
+            self.emu.event(self.info.id, "videoFrame", bytes=len(data), width=width, height=height)
+            self._media("video")
+        if body.get("audioStreamEnd") and self.vad is not None and self.vad.active:
+            self.vad.reset()
+            self._user_turn("audio", None, "audioStreamEnd")
+        if "activityStart" in body:
+            if not self.manual:
+                raise Closing(
+                    1007,
+                    "Request contains an invalid argument: activityStart requires "
+                    "automaticActivityDetection.disabled.",
+                )
+            self.in_activity = True
+            self._activity_start("activityStart")
+        if "activityEnd" in body:
+            if not self.manual:
+                raise Closing(
+                    1007,
+                    "Request contains an invalid argument: activityEnd requires "
+                    "automaticActivityDetection.disabled.",
+                )
+            if self.in_activity:
+                self.in_activity = False
+                self._user_turn("audio", None, "activityEnd")
+        text = body.get("text")
+        if isinstance(text, str) and text:
+            self._activity_start("text")
+            self._user_turn("text", text, "text")
+
+    def _frames(self, text: str) -> str:
+        """Fill ``{frames}``: image frames received since the last text that mentioned them."""
+        if "{frames}" not in text:
+            return text
+        count, self.frames_mark = self.frames_total - self.frames_mark, self.frames_total
+        return text.replace("{frames}", str(count))
+
+    def _client_content(self, body: Json) -> None:
+        assert self.rules is not None
+        if not self.rules.client_content_anytime and (
+            self.seen_realtime
+            or not (self.setup.get("historyConfig") or {}).get("initialHistoryInClientContent")
+        ):
+            raise Closing(
+                1007,
+                "Request contains an invalid argument: this model takes clientContent "
+                "only to seed history (historyConfig.initialHistoryInClientContent).",
+            )
+        last_user = None
+        for t in body.get("turns") or []:
+            text = " ".join(
+                str(p.get("text", "")) for p in t.get("parts") or [] if isinstance(p, dict)
+            ).strip()
+            self.convo.history.append({"role": t.get("role", "user"), "text": text})
+            if t.get("role", "user") == "user":
+                last_user = text
+        if body.get("turnComplete"):
+            self._interrupt("clientContent", force=True)
+            self.turns.put_nowait(("user", ("text", last_user or "", "clientContent", True)))
+
+    def _tool_response(self, body: Json) -> None:
+        for fr in body.get("functionResponses") or []:
+            pid = str(fr.get("id") or "")
+            pending = self.pending.get(pid)
+            if pending is None:
+                self.emu.event(self.info.id, "unknownToolResponse", id=pid)
+                continue
+            response = fr.get("response") if isinstance(fr.get("response"), dict) else {}
+            if not fr.get("willContinue"):
+                del self.pending[pid]
+            if not pending.non_blocking:
+                if not pending.future.done():
+                    pending.future.set_result(response)
+                continue
+            self.convo.history.append({"role": "tool", "name": pending.name, "response": response})
+            scheduling = fr.get("scheduling") or "WHEN_IDLE"
+            text = self._frames(_fill(pending.turn.after_tool_text, [response]))
+            if scheduling == "SILENT" or not text:
+                if not self.pending and (self.reply is None or self.reply.done()):
+                    self._resumption()
+                continue
+            if scheduling == "INTERRUPT":
+                self._interrupt("toolResponse", force=True, cancel_tools=False)
+            self.turns.put_nowait(("model", text))
+
+    # ---- turns -----------------------------------------------------------------------------
+
+    def _activity_start(self, source: str) -> None:
+        self.emu.event(self.info.id, "activityStart", source=source)
+        self.turn_audio_seconds = 0.0
+        if self.interrupts:
+            self._interrupt(source)
+
+    def _interrupt(self, source: str, force: bool = False, cancel_tools: bool = True) -> None:
+        if not (force or self.interrupts):
+            return
+        if self.reply is None or self.reply.done():
+            return
+        self.reply.cancel()
+        self.send({"serverContent": {"interrupted": True}}, tag="interrupted")
+        ids = [p.id for p in self.pending.values()] if cancel_tools else []
+        if ids:
+            for pid in ids:
+                self.pending.pop(pid).future.cancel()
+            self.send({"toolCallCancellation": {"ids": ids}}, tag="toolCallCancellation")
+        self.send({"serverContent": {"turnComplete": True}}, tag="turnComplete")
+        self.emu.event(self.info.id, "interruptedBy", source=source)
+
+    def _user_turn(self, kind: str, text: str | None, source: str) -> None:
+        self.emu.event(self.info.id, "userTurnEnd", source=source)
+        self.turns.put_nowait(("user", (kind, text, source, False)))
+
+    async def _turn_worker(self) -> None:
+        while True:
+            item = await self.turns.get()
+            if item[0] == "user":
+                kind, text, _source, _forced = item[1]
+                coro = self._respond(kind, text)
+            else:
+                coro = self._speak_turn(item[1])
+            self.reply = asyncio.ensure_future(coro)
+            self.chunks_in_reply = 0
+            await asyncio.wait({self.reply})
+            if not self.reply.cancelled() and self.reply.exception() is not None:
+                exc = self.reply.exception()
+                if isinstance(exc, Closing):
+                    self.close(exc.code, exc.reason)
+                    return
+                raise exc  # type: ignore[misc]
+            self._resumption()
+
+    async def _respond(self, kind: str, text: str | None) -> None:
+        assert self.rules is not None
+        turn = self.emu.scenario.turn(self.convo.turn_index)
+        self.convo.turn_index += 1
+        prompt_seconds, self.turn_audio_seconds = self.turn_audio_seconds, 0.0
+        if kind == "audio":
+            text = turn.user_transcript
+            if text and "inputAudioTranscription" in self.setup:
+                self.send(
+                    {"serverContent": {"inputTranscription": {"text": text, "finished": True}}},
+                    tag="inputTranscription",
+                )
+        self.convo.history.append({"role": "user", "text": text or ""})
+        self._resumption()
+        if self.emu.reply_delay_seconds > 0:
+            await asyncio.sleep(self.emu.reply_delay_seconds)
+        declared = {str(d.get("name")): d for d in models.declarations(self.setup)}
+        calls = []
+        for spec in turn.tool_calls:
+            if spec.name not in declared:
+                self.emu.event(self.info.id, "toolNotDeclared", name=spec.name)
+                continue
+            behavior = declared[spec.name].get("behavior")
+            nb = spec.non_blocking
+            if nb is None:
+                nb = behavior == "NON_BLOCKING" or (behavior is None and self.rules.non_blocking_default)
+            pid = "fc-" + uuid.uuid4().hex[:16]
+            fut: asyncio.Future[Json] = asyncio.get_running_loop().create_future()
+            self.pending[pid] = Pending(pid, spec.name, nb, turn, fut)
+            calls.append({"id": pid, "name": spec.name, "args": spec.args})
+        reply = self._frames(turn.reply_text)
+        audio = turn.reply_audio
+        if calls:
+            self.send({"toolCall": {"functionCalls": calls}}, tag="toolCall")
+            self._resumption()
+            blocking = [p for p in self.pending.values() if not p.non_blocking and p.turn is turn]
+            if blocking:
+                results = await asyncio.gather(*(p.future for p in blocking))
+                for p, r in zip(blocking, results, strict=True):
+                    self.convo.history.append({"role": "tool", "name": p.name, "response": r})
+                reply = self._frames(_fill(turn.after_tool_text or turn.reply_text, list(results)))
+                audio = None
+        await self._speak(reply, audio, prompt_seconds, len((text or "").split()))
+
+    async def _speak_turn(self, text: str) -> None:
+        await self._speak(text, None, 0.0, 0)
+
+    async def _speak(self, text: str, audio: Path | None, prompt_seconds: float, prompt_words: int) -> None:
+        assert self.rules is not None
+        pcm = (
+            await asyncio.to_thread(tts.read_wav, audio)
+            if audio
+            else await asyncio.to_thread(tts.synthesize, text)
+        )
+        step = int(tts.OUTPUT_RATE * CHUNK_SECONDS) * 2
+        chunks = [pcm[i : i + step] for i in range(0, len(pcm), step)]
+        pieces = re.findall(r"\s*\S+\s*", text) if "outputAudioTranscription" in self.setup else []
+        per_chunk: list[list[str]] = [[] for _ in chunks] or [[]]
+        for i, piece in enumerate(pieces):
+            per_chunk[min(len(per_chunk) - 1, i * len(per_chunk) // max(1, len(pieces)))].append(piece)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        sent = 0.0
+        for k, chunk in enumerate(chunks or [b""]):
+            target = t0 + max(0.0, sent - BURST_SECONDS) / self.emu.pace
+            if target > loop.time():
+                await asyncio.sleep(target - loop.time())
+            content: Json = {}
+            if chunk:
+                content["modelTurn"] = {
+                    "parts": [{"inlineData": {"mimeType": OUTPUT_MIME, "data": wire.b64encode(chunk)}}]
+                }
+            said = "".join(per_chunk[k]) if k < len(per_chunk) else ""
+            if said and self.rules.multi_part:
+                content["outputTranscription"] = {"text": said}
+            if content:
+                self.send({"serverContent": content}, tag="firstAudio" if k == 0 and chunk else None)
+            if said and not self.rules.multi_part:
+                self.send({"serverContent": {"outputTranscription": {"text": said}}})
+            self.chunks_in_reply += 1
+            self._reply_faults()
+            sent += len(chunk) / 2 / tts.OUTPUT_RATE
+        self.convo.history.append({"role": "model", "text": text})
+        self.send({"serverContent": {"generationComplete": True}}, tag="generationComplete")
+        audio_prompt = int(prompt_seconds * TOKENS_PER_SECOND) + prompt_words
+        frame_tokens, self.frame_tokens = self.frame_tokens, 0
+        prompt = audio_prompt + frame_tokens
+        response = int(sent * TOKENS_PER_SECOND)
+        details = [{"modality": "AUDIO", "tokenCount": audio_prompt}]
+        if frame_tokens:
+            details.append({"modality": "VIDEO", "tokenCount": frame_tokens})
+        self.send(
+            {
+                "serverContent": {"turnComplete": True},
+                "usageMetadata": {
+                    "promptTokenCount": prompt,
+                    "responseTokenCount": response,
+                    "totalTokenCount": prompt + response,
+                    "promptTokensDetails": details,
+                    "responseTokensDetails": [{"modality": "AUDIO", "tokenCount": response}],
+                },
+            },
+            tag="turnComplete",
+        )
+
+
+def _fill(template: str, results: list[Json]) -> str:
+    """Put the tool results into ``{result}`` (a "result" field when present, else the JSON)."""
+    shown = []
+    for r in results:
+        v = r.get("result", r.get("output", r)) if isinstance(r, dict) else r
+        shown.append(v if isinstance(v, str) else json.dumps(v))
+    return template.replace("{result}", ", ".join(shown))
