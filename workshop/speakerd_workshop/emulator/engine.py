@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 import uuid
 from pathlib import Path
 
 from speakerd_workshop.emulator import models, tts, video, wire
-from speakerd_workshop.emulator.faults import FaultActions
+from speakerd_workshop.emulator.faults import ABORTED_REASON, REJECTED, FaultActions
 from speakerd_workshop.emulator.records import Closing, Pending
 from speakerd_workshop.emulator.wire import Json
 
@@ -19,6 +20,8 @@ OUTPUT_MIME = "audio/pcm;rate=24000"
 CHUNK_SECONDS = 0.08  # reply audio per message
 BURST_SECONDS = 0.5  # how far reply audio runs ahead of real time, like the service's bursts
 TOKENS_PER_SECOND = 25  # audio tokens per second, for usageMetadata
+# abort_on_input spares audio the client sent before it could have seen the call (in flight).
+ABORT_GRACE_SECONDS = 0.5
 
 
 class TurnEngine(FaultActions):
@@ -26,6 +29,9 @@ class TurnEngine(FaultActions):
 
     def _resumption(self) -> None:
         if "sessionResumption" not in self.setup:
+            return
+        if self.behaviour.unresumable:
+            self.send({"sessionResumptionUpdate": {"resumable": False}})
             return
         busy = (self.reply is not None and not self.reply.done()) or bool(self.pending)
         if busy:
@@ -49,6 +55,9 @@ class TurnEngine(FaultActions):
             if not mime.startswith("audio/"):
                 continue
             self._media("audio")
+            if self.behaviour.abort_on_input and any(not p.non_blocking for p in self.pending.values()) \
+                    and time.monotonic() - self.behaviour.call_sent_at > ABORT_GRACE_SECONDS:
+                raise Closing(1008, ABORTED_REASON)
             rate = wire.pcm_rate(mime)
             if self.vad is not None:
                 for ev in self.vad.feed(pcm, rate):
@@ -209,6 +218,18 @@ class TurnEngine(FaultActions):
                 )
         self.convo.history.append({"role": "user", "text": text or ""})
         self._resumption()
+        b = self.behaviour
+        if b.reject_turns > 0:
+            b.reject_turns -= 1
+            self.emu.event(self.info.id, "rejected")
+            self.send({"serverContent": {"turnComplete": True, "turnCompleteReason": REJECTED}}, tag="turnComplete")
+            return
+        if b.stall_replies > 0:
+            b.stall_replies -= 1
+            self.emu.event(self.info.id, "stallReply")
+            if b.stall_seconds <= 0:
+                await asyncio.Event().wait()  # until the connection ends
+            await asyncio.sleep(b.stall_seconds)
         if self.emu.reply_delay_seconds > 0:
             await asyncio.sleep(self.emu.reply_delay_seconds)
         declared = {str(d.get("name")): d for d in models.declarations(self.setup)}
@@ -229,6 +250,7 @@ class TurnEngine(FaultActions):
         audio = turn.reply_audio
         if calls:
             self.send({"toolCall": {"functionCalls": calls}}, tag="toolCall")
+            self.behaviour.call_sent_at = time.monotonic()
             self._resumption()
             blocking = [p for p in self.pending.values() if not p.non_blocking and p.turn is turn]
             if blocking:
@@ -249,7 +271,9 @@ class TurnEngine(FaultActions):
             if audio
             else await asyncio.to_thread(tts.synthesize, text)
         )
-        step = int(tts.OUTPUT_RATE * CHUNK_SECONDS) * 2
+        chunk_seconds = self.behaviour.chunk_seconds or CHUNK_SECONDS
+        pace = self.behaviour.pace or self.emu.pace
+        step = int(tts.OUTPUT_RATE * chunk_seconds) * 2
         chunks = [pcm[i : i + step] for i in range(0, len(pcm), step)]
         pieces = re.findall(r"\s*\S+\s*", text) if "outputAudioTranscription" in self.setup else []
         per_chunk: list[list[str]] = [[] for _ in chunks] or [[]]
@@ -259,7 +283,7 @@ class TurnEngine(FaultActions):
         t0 = loop.time()
         sent = 0.0
         for k, chunk in enumerate(chunks or [b""]):
-            target = t0 + max(0.0, sent - BURST_SECONDS) / self.emu.pace
+            target = t0 + max(0.0, sent - BURST_SECONDS) / pace
             if target > loop.time():
                 await asyncio.sleep(target - loop.time())
             content: Json = {}
@@ -279,6 +303,9 @@ class TurnEngine(FaultActions):
             sent += len(chunk) / 2 / tts.OUTPUT_RATE
         self.convo.history.append({"role": "model", "text": text})
         self.send({"serverContent": {"generationComplete": True}}, tag="generationComplete")
+        if self.behaviour.turn_complete_delay > 0:
+            self.emu.event(self.info.id, "lateTurnComplete", seconds=self.behaviour.turn_complete_delay)
+            await asyncio.sleep(self.behaviour.turn_complete_delay)
         audio_prompt = int(prompt_seconds * TOKENS_PER_SECOND) + prompt_words
         frame_tokens, self.frame_tokens = self.frame_tokens, 0
         prompt = audio_prompt + frame_tokens
