@@ -115,6 +115,7 @@ class Dispatcher:
             self.generation_reported = True  # an interrupted reply is not completed: no event for it
             s.on_event(Interrupted())
         if sc.generation_complete:
+            s.watchdog.disarm()  # the reply is all here; a turnComplete may take seconds more
             self._generation_complete()
         if sc.turn_complete:
             self._turn_complete(msg, sc)

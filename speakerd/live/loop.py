@@ -35,7 +35,6 @@ class ConnectionLoop:
     # Set up by LiveSession.__init__.
     cfg: Config
     live: LiveSettings
-    on_event: Callable[[LiveEvent], None]
     store: ResumptionStore
     tools: ToolRegistry
     push_to_talk: bool
@@ -60,6 +59,9 @@ class ConnectionLoop:
     _resume_now: bool
     _healthy: bool
     _disconnected_at: float | None
+
+    def on_event(self, event: LiveEvent) -> None:
+        raise NotImplementedError
 
     # Outbox -> connection -------------------------------------------------------------------------
 

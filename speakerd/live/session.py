@@ -56,7 +56,7 @@ class LiveSession(ConnectionLoop):
     ) -> None:
         self.cfg = config
         self.live = config.settings.live
-        self.on_event = on_event
+        self._on_event = on_event
         self.store = store
         self.tools = tools
         self.push_to_talk = config.settings.gpio.push_to_talk if push_to_talk is None else push_to_talk
@@ -168,6 +168,14 @@ class LiveSession(ConnectionLoop):
             await asyncio.get_running_loop().run_in_executor(self._io, self.store.touch)
         self._io.shutdown(wait=False)
         self.on_event(SessionState("closed"))
+
+    def on_event(self, event: LiveEvent) -> None:
+        """Hand ``event`` to the daemon. A handler that raises is a daemon bug: logged, and the
+        connection goes on (the receive task must not die of it, nor a watchdog timer)."""
+        try:
+            self._on_event(event)
+        except Exception:
+            log.exception("handling the Live event %s failed", type(event).__name__)
 
     # Called by the dispatcher ---------------------------------------------------------------------
 
