@@ -23,6 +23,7 @@ from speakerd.events import (
 )
 from speakerd.live import LiveSession, ResumptionStore, ToolRegistry, ToolSpec, dispatch, with_keepalive
 from speakerd.live.connect_config import KEEPALIVE_TIMEOUT_SECONDS, http_options
+from speakerd.live.policy import backoff
 from tests.live.test_faults import model_text
 from tests.live.test_session import KEY, RATE, SCENARIO, Recorder, make_cfg, make_session, quiet, say
 
@@ -312,3 +313,29 @@ async def test_bursty_and_slow_reply_audio_arrives_whole(tmp_path: Path, emu: Em
     sizes = [len(e.pcm) for e in rec.of(ReplyAudio)]
     assert (max(sizes) >= 40_000) is (kind == "burst")
     await session.close()
+
+
+async def test_the_daemon_says_when_the_users_turn_ended(tmp_path: Path, emu: EmulatorThread) -> None:
+    """Without transcripts to go by, ``user_turn_ended()`` is what arms the watchdog."""
+    rec = Recorder()
+    session = make_session(make_cfg(tmp_path, emu), rec, response_timeout=1.0, watch_transcripts=False)
+    await session.open()
+    emu.inject(Fault("stall_reply", target="current", during="now"))
+    await say(session, question())
+    await rec.wait(lambda: events_of(emu, "stallReply"))
+    assert not session.watchdog.armed  # the transcript alone did not arm it
+    session.user_turn_ended()
+    await rec.wait(lambda: rec.of(ResponseStalled))
+    await rec.wait(lambda: rec.of(TurnComplete))  # resumed, asked again, answered
+    assert model_text(rec).strip().endswith(TEA)
+    await session.close()
+
+
+def test_quota_backoff_starts_higher_and_is_capped_higher() -> None:
+    for attempt in range(1, 12):
+        plain = backoff(attempt, 60.0, quota=False)
+        quota = backoff(attempt, 60.0, quota=True)
+        assert 0 < plain <= 60.0 and 0 < quota <= 240.0
+    assert min(backoff(1, 60.0, quota=True) for _ in range(50)) >= 1.0 > max(
+        backoff(1, 60.0, quota=False) for _ in range(50))
+    assert max(backoff(12, 60.0, quota=True) for _ in range(50)) > 60.0
