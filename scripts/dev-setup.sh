@@ -7,7 +7,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/lib.sh
 . "$root/scripts/lib.sh"
 
-apt_ensure "${SPEAKERD_BUILD_PKGS[@]}" "${SPEAKERD_RIG_PKGS[@]}"
+apt_ensure "${SPEAKERD_BUILD_PKGS[@]}" "${SPEAKERD_RUNTIME_PKGS[@]}" "${SPEAKERD_RIG_PKGS[@]}"
 venv="$root/.venv"
 stamp="$venv/.speakerd-installed"
 if [ ! -x "$venv/bin/python" ]; then

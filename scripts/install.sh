@@ -68,7 +68,7 @@ read_key() {
 do_install() {
     local py venv
     if [ -z "$DESTDIR" ]; then
-        apt_ensure "${SPEAKERD_BUILD_PKGS[@]}" alsa-utils python3-lgpio python3-spidev
+        apt_ensure "${SPEAKERD_BUILD_PKGS[@]}" "${SPEAKERD_RUNTIME_PKGS[@]}" python3-lgpio python3-spidev
     fi
     py=$(pick_python)
     venv=$(d $PREFIX/venv)

@@ -3,10 +3,14 @@
 
 # Debian packages: building PyAudio and systemd-python, and the test rig's audio tools.
 SPEAKERD_BUILD_PKGS=(python3-venv python3-dev gcc pkg-config portaudio19-dev libsystemd-dev)
+# What the daemon itself uses at run time: ALSA tools, libspeexdsp for echo cancellation, and the
+# time-zone database for alarms.
+SPEAKERD_RUNTIME_PKGS=(alsa-utils libspeexdsp1 tzdata)
 SPEAKERD_RIG_PKGS=(espeak-ng sox alsa-utils systemd)
 # Only for scripts/test.sh: systemd-container boots the shipped unit under a real systemd, and a
-# PulseAudio server behind ALSA's pulse plugin is a microphone that can vanish mid-stream.
-SPEAKERD_TEST_PKGS=(systemd-container libasound2-plugins)
+# PulseAudio server behind ALSA's pulse plugin is a microphone that can vanish mid-stream; tzdata
+# gives the timer tests Europe/Berlin's daylight-saving rules.
+SPEAKERD_TEST_PKGS=(systemd-container libasound2-plugins tzdata)
 
 # test_pkgs: SPEAKERD_TEST_PKGS, plus pulseaudio unless PipeWire serves Pulse clients here
 # (installing pulseaudio would remove pipewire-pulse from a desktop; those tests then skip).

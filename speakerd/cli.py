@@ -59,11 +59,28 @@ def check_config(path: str | None, *, quiet: bool = False) -> int:
         for line in e.lines:
             print(line, file=sys.stderr)
         return config.EX_CONFIG
-    for warning in cfg.warnings:
+    for warning in (*cfg.warnings, *_option_warnings(cfg)):
         print(f"warning: {warning}", file=sys.stderr)
+    if not quiet:
+        print(f"# {_language_in_effect(cfg)}")
     if not quiet:
         sys.stdout.write(config.effective_toml(cfg))
     return EX_OK
+
+
+def _option_warnings(cfg: config.Config) -> list[str]:
+    """Options the configured model does not take: said now, not first at connect time."""
+    from speakerd.live.connect_config import connect_config_warnings
+
+    return [f"{cfg.path.name}: {w}" for w in connect_config_warnings(cfg.settings.live)]
+
+
+def _language_in_effect(cfg: config.Config) -> str:
+    from speakerd.live.connect_config import build_connect_config
+
+    speech = build_connect_config(cfg.settings.live).speech_config
+    code = speech.language_code if speech is not None else None
+    return f"language: {code}" if code else "language: the model's choice (it follows the person speaking)"
 
 
 def run(path: str | None) -> int:

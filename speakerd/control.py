@@ -26,7 +26,8 @@ from typing import Any
 log = logging.getLogger("speakerd.control")
 
 # "press" drives the button pin and exists only with the mock pin factory (tests and the demo).
-COMMANDS = ("status", "mute", "unmute", "interrupt", "say", "wake", "volume", "press")
+COMMANDS = ("status", "mute", "unmute", "interrupt", "say", "wake", "volume", "press", "stop", "timers", "cancel",
+            "announce", "forget")
 MAX_REQUEST = 64 * 1024
 Handler = Callable[[str, Any], Awaitable[dict[str, Any]]]
 
@@ -185,6 +186,11 @@ def _format_status(reply: dict[str, Any]) -> str:
             if isinstance(value, float):
                 value = f"{value:.1f}"
             lines.append(f"{key.replace('_', ' ')}: {value}")
+    for label, line in (reply.get("last_exchange") or {}).items():
+        lines.append(f"last {label}: {line}")
+    tokens = reply.get("tokens") or {}
+    if tokens.get("total_token_count"):
+        lines.append(f"tokens so far: {tokens['total_token_count']}")
     metrics = reply.get("metrics") or {}
     for key, value in metrics.items():
         label = key.replace("_", " ")
@@ -203,19 +209,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("interrupt", help="stop the current reply")
     sub.add_parser("wake", help="start a conversation, as the button does")
     say = sub.add_parser("say", help="send text into the conversation (opens one if needed)")
+    say.add_argument("--wait", action="store_true", help="print the answer's text when its turn ends")
+    say.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer (default 30)")
     say.add_argument("text", nargs="+")
     vol = sub.add_parser("volume", help="set the speaker volume, 0-100")
     vol.add_argument("level", type=int, choices=range(0, 101), metavar="0-100")
+    sub.add_parser("stop", help="stop a ringing timer, alarm or reminder")
+    sub.add_parser("forget", help="end and forget the conversation: the next one starts fresh")
+    sub.add_parser("timers", help="list timers, alarms and reminders")
+    cancel = sub.add_parser("cancel", help="cancel a timer, alarm or reminder by its id")
+    cancel.add_argument("id")
+    ann = sub.add_parser("announce", help="say a text after a chime (queued behind a conversation)")
+    ann.add_argument("--force", action="store_true", help="even while the microphone is muted")
+    ann.add_argument("text", nargs="+")
     args = p.parse_args(argv)
 
     argument: Any = None
+    timeout = 10.0
     if args.command == "say":
-        argument = " ".join(args.text)
+        argument = {"text": " ".join(args.text), "wait": args.wait, "timeout": args.timeout}
+        timeout += args.timeout if args.wait else 0.0
     elif args.command == "volume":
         argument = args.level
+    elif args.command == "cancel":
+        argument = args.id
+    elif args.command == "announce":
+        argument = {"text": " ".join(args.text), "force": args.force}
     path = args.socket or _default_socket()
     try:
-        reply = request(path, args.command, argument)
+        reply = request(path, args.command, argument, timeout=timeout)
     except FileNotFoundError:
         print(f"speakerctl: speakerd is not running (no socket at {path})", file=sys.stderr)
         return 3

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from speakerd.effects import TimerName
+
 # Audio -------------------------------------------------------------------------------------------
 
 SAMPLE_RATE_IN = 16_000
@@ -57,12 +59,63 @@ class ButtonEvent:
     monotonic: float
 
 
-@dataclass(frozen=True, slots=True)
-class ControlCommand:
-    """A request from ``speakerctl``; ``reply`` is filled by the daemon."""
+# The daemon's own events: what the user and the loop itself decide --------------------------------
 
-    command: Literal["status", "mute", "unmute", "interrupt", "say", "wake", "volume"]
-    argument: str | int | None = None
+Action = Literal[
+    "interrupt", "wake", "end", "mute", "unmute", "mute_toggle", "ptt_start", "ptt_end", "stop"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """Capture and the wake-word detector are running."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserAction:
+    """A button gesture or a control command, already mapped to what it means."""
+
+    action: Action
+    frame_index: int | None = None  # for "wake": stream from this microphone frame on
+
+
+@dataclass(frozen=True, slots=True)
+class SayText:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserSpeech:
+    """Local energy detector: the person is talking (keeps the follow-up window open)."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserPaused:
+    """Local energy detector: the person spoke and has been quiet since (ends a push-to-talk voice turn)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackDrained:
+    """Everything queued for the speaker has been played."""
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    name: TimerName
+
+
+@dataclass(frozen=True, slots=True)
+class Announce:
+    """Say ``prompt``'s text through a short session of its own (no microphone, nothing kept)."""
+
+    prompt: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmRinging:
+    """A timer, alarm or reminder started (``on``) or stopped ringing (dismissed or timed out)."""
+
+    on: bool
 
 
 # Live session -------------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ class _Chunk:
     rate: int
     reply_start: bool = False  # the first audio of a reply: its write is the reply's first audio
     is_reply: bool = True  # reply audio (resampled by the stateful reply resampler) vs an earcon
+    absolute: bool = False  # at its own level, whatever the volume (the alarm must be heard)
 
 
 class Player:
@@ -85,6 +86,7 @@ class Player:
         self._flush_mark = 0
         self._flush_at: float | None = None
         self._drainers: list[asyncio.Future[None]] = []
+        self._held = False  # reply audio waits (hold()); sounds still play
 
     # Volume -----------------------------------------------------------------------------------------
 
@@ -218,10 +220,10 @@ class Player:
             return not self._queue and not self._busy
 
     async def drain(self) -> None:
-        """Wait until everything queued has been written to the device."""
+        """Wait until everything playable was written to the device (held reply audio waits on)."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         with self._lock:
-            if not self._queue and not self._busy:
+            if self._playable() is None and not self._busy:
                 return
             self._drainers.append(fut)
         await fut
@@ -230,19 +232,45 @@ class Player:
         """wake, end, error, mute, unmute (or camera), at ``earcon_volume``; off with ``earcons = false``."""
         if not self.settings.earcons:
             return
+        self.play_sound(name, self.settings.earcon_volume)
+
+    def play_sound(self, name: str, volume: int, *, absolute: bool = False) -> None:
+        """An earcon-directory sound at ``volume`` percent, whatever ``earcons`` says: the alarm,
+        which must ring even on a speaker whose owner turned the beeps off."""
         try:
             pcm, rate = earcons.load(name, self.settings.earcon_dir)
         except earcons.EarconError as e:
             log.warning("%s", e)
             return
-        gain = self.settings.earcon_volume / 100
+        gain = volume / 100
         with self._lock:
             if self._rate:
                 data, at = resample_once(pcm, rate, self._rate).astype(np.float32) * gain, self._rate
             else:
                 data, at = pcm.astype(np.float32) * gain, rate
-            self._queue.append(_Chunk(data, at, is_reply=False))
+            self._queue.append(_Chunk(data, at, is_reply=False, absolute=absolute))
             self._lock.notify_all()
+
+    def hold(self, on: bool) -> None:
+        """Hold reply audio where it is (sounds still play): an alarm rings over a paused reply."""
+        with self._lock:
+            self._held = on
+            self._lock.notify_all()
+
+    def drop_sounds(self) -> None:
+        """Drop queued sounds (not reply audio): a dismissed alarm stops at once."""
+        with self._lock:
+            kept = [c for c in self._queue if c.is_reply]
+            self._queue.clear()
+            self._queue.extend(kept)
+            self._lock.notify_all()
+
+    def _playable(self) -> int | None:
+        """Index of the next chunk to play: while held, the first sound; under the lock."""
+        for i, chunk in enumerate(self._queue):
+            if not (self._held and chunk.is_reply):
+                return i
+        return None
 
     def close(self) -> None:
         with self._lock:
@@ -306,8 +334,8 @@ class Player:
     def _next_period(self) -> tuple[np.ndarray, bool] | None:
         """The next period's samples and whether a reply starts in it; None when stopping."""
         with self._lock:
-            while not self._queue and not self._stop:
-                if self._in_reply and not self._dry:
+            while self._playable() is None and not self._stop:
+                if self._in_reply and not self._dry and not self._held:
                     # The reply is not over (no end_of_reply/flush) but nothing is left to play:
                     # the network or the model fell behind the speaker.
                     self.stats.underruns += 1
@@ -323,18 +351,19 @@ class Player:
             out = []
             starts = False
             need = self._period
-            while need > 0 and self._queue:
-                chunk = self._queue[0]
+            gain = self._volume / 100.0
+            while need > 0 and (i := self._playable()) is not None:
+                chunk = self._queue[i]
                 if chunk.rate != self._rate:  # cannot happen once open; never write the wrong rate
-                    self._queue.popleft()
+                    del self._queue[i]
                     continue
                 starts = starts or chunk.reply_start
                 chunk.reply_start = False
                 take = chunk.samples[:need]
-                out.append(take)
+                out.append(take if chunk.absolute else take * gain)
                 need -= len(take)
                 if len(take) == len(chunk.samples):
-                    self._queue.popleft()
+                    del self._queue[i]
                 else:
                     chunk.samples = chunk.samples[len(take):]
             data = np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
@@ -412,8 +441,7 @@ class Player:
             data, starts = got
             if not len(data):
                 continue
-            gain = self._volume / 100.0
-            pcm = np.clip(np.round(data * gain), -32768, 32767).astype("<i2")
+            pcm = np.clip(np.round(data), -32768, 32767).astype("<i2")  # the volume is applied
             if starts:
                 now = time.monotonic()
                 self.stats.first_write_monotonic = now

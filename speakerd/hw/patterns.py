@@ -32,9 +32,11 @@ BLUE = (0.0, 0.35, 1.0)
 CYAN = (0.0, 0.9, 1.0)
 RED = (1.0, 0.0, 0.0)
 AMBER = (1.0, 0.45, 0.0)
+GOLD = (1.0, 0.75, 0.0)
 
 # Colour profiles (rgb, apa102). Blue family while in a conversation, red for muted and error,
-# amber for offline, as the common smart speakers do.
+# amber for offline, as the common smart speakers do; a quick gold pulse for a ringing alarm or
+# timer, the one state meant to be seen from across the room.
 DEFAULT_PATTERNS: dict[str, PatternSettings] = {
     "booting": _p(WHITE, 0.4, "pulse", 1.0, 1.0),
     "idle": _p(WHITE, 0.0, "off"),
@@ -45,11 +47,13 @@ DEFAULT_PATTERNS: dict[str, PatternSettings] = {
     "muted": _p(RED, 0.6, "on"),
     "offline": _p(AMBER, 0.6, "blink", 1.0, 1.0),
     "error": _p(RED, 1.0, "blink", 0.2, 0.2),
+    "alarm": _p(GOLD, 1.0, "pulse", 0.4, 0.4),
 }
 
 # Single-colour profiles (led, pwm) cannot use colour, so states differ by rhythm instead: steady
 # means listening, fast blink thinking, a short blip every two seconds muted, long-on short-off
-# offline, a flicker an error. Wake and listening look the same (wake lasts a moment).
+# offline, a flicker an error, mostly on with quick dark gaps a ringing alarm. Wake and listening
+# look the same (wake lasts a moment).
 MONO_PATTERNS: dict[str, PatternSettings] = {
     "booting": _p(WHITE, 0.5, "pulse", 1.0, 1.0),
     "idle": _p(WHITE, 0.0, "off"),
@@ -60,6 +64,7 @@ MONO_PATTERNS: dict[str, PatternSettings] = {
     "muted": _p(WHITE, 0.5, "blink", 0.1, 1.9),
     "offline": _p(WHITE, 1.0, "blink", 1.5, 0.5),
     "error": _p(WHITE, 1.0, "blink", 0.08, 0.08),
+    "alarm": _p(WHITE, 1.0, "blink", 0.5, 0.15),
 }
 
 # Indications drawn on top of the state's pattern (the last pixel of a ring, or blended into a
@@ -69,7 +74,10 @@ OVERLAY_PATTERNS: dict[str, PatternSettings] = {
 }
 DEFAULT_OVERLAY = _p(WHITE, 0.3, "on")
 
-assert set(DEFAULT_PATTERNS) == set(STATES) == set(MONO_PATTERNS)
+# Every state the daemon can be in has a pattern on every profile. The LEDs know "alarm" (a timer
+# ringing) before config.STATES lists it; once it does, the two sets are equal.
+LED_STATES: tuple[str, ...] = (*STATES, *(s for s in DEFAULT_PATTERNS if s not in STATES))
+assert set(DEFAULT_PATTERNS) == set(LED_STATES) == set(MONO_PATTERNS) >= set(STATES)
 
 
 def patterns_for(mono: bool, overrides: Mapping[str, PatternSettings]) -> dict[str, PatternSettings]:

@@ -9,53 +9,33 @@ from __future__ import annotations
 
 import logging
 import ssl
-from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 from google.genai import types
 
 from speakerd.config import LiveSettings
 from speakerd.live.tools import ToolRegistry
+from speakerd.models import ModelOptions
+from speakerd.models import options_for as options_for  # re-exported: the table lives in speakerd.models
 
 log = logging.getLogger("speakerd.live")
 
 
-@dataclass(frozen=True)
-class ModelOptions:
-    affective_dialog: bool = False
-    proactive_audio: str = "no"  # no | yes | always (false rejected)
-    thinking: str | None = None  # "level" | "budget" | None
-    non_blocking_tools: bool = True
+class ConnectOptions(TypedDict, total=False):
+    """Per-connection choices on top of the settings (see ``connect_config_and_warnings``)."""
 
-
-MODEL_OPTIONS: dict[str, ModelOptions] = {
-    "gemini-3.8-live": ModelOptions(proactive_audio="always"),
-    "gemini-3.8-live-extended-thinking": ModelOptions(proactive_audio="always", thinking="level"),
-    "gemini-3.1-flash-live-preview": ModelOptions(thinking="level", non_blocking_tools=False),
-    "gemini-2.5-flash-native-audio-preview-12-2025": ModelOptions(
-        affective_dialog=True, proactive_audio="yes", thinking="budget", non_blocking_tools=False),
-}
-_UNKNOWN = ModelOptions(affective_dialog=True, proactive_audio="yes", thinking="any")
-
-
-def options_for(model: str) -> ModelOptions:
-    return MODEL_OPTIONS.get(model, _UNKNOWN)
+    handle: str | None
+    push_to_talk: bool
+    force_compression: bool
+    media_resolution: str | None
 
 
 def build_connect_config(
-    live: LiveSettings,
-    tools: ToolRegistry | None = None,
-    *,
-    handle: str | None = None,
-    push_to_talk: bool = False,
-    force_compression: bool = False,
-    media_resolution: str | None = None,
+    live: LiveSettings, tools: ToolRegistry | None = None, **options: Unpack[ConnectOptions]
 ) -> types.LiveConnectConfig:
     """The setup for one connection; options this model does not take are left out (see
     :func:`connect_config_warnings` for the lines saying so)."""
-    return connect_config_and_warnings(
-        live, tools, handle=handle, push_to_talk=push_to_talk, force_compression=force_compression,
-        media_resolution=media_resolution,
-    )[0]
+    return connect_config_and_warnings(live, tools, **options)[0]
 
 
 def connect_config_warnings(live: LiveSettings, tools: ToolRegistry | None = None) -> list[str]:
@@ -74,28 +54,14 @@ def connect_config_and_warnings(
 ) -> tuple[types.LiveConnectConfig, list[str]]:
     """The connect config and the warnings for options this model does not take."""
     opts = options_for(live.model)
-    warnings: list[str] = []
-    vad = live.vad
-    aad = types.AutomaticActivityDetection(
-        disabled=push_to_talk or None,
-        start_of_speech_sensitivity=types.StartSensitivity(f"START_SENSITIVITY_{vad.start_sensitivity.upper()}"),
-        end_of_speech_sensitivity=types.EndSensitivity(f"END_SENSITIVITY_{vad.end_sensitivity.upper()}"),
-        prefix_padding_ms=vad.prefix_padding_ms,
-        silence_duration_ms=vad.silence_duration_ms,
-    )
-    realtime = types.RealtimeInputConfig(
-        automatic_activity_detection=aad,
-        activity_handling=types.ActivityHandling.START_OF_ACTIVITY_INTERRUPTS if vad.barge_in
-        else types.ActivityHandling.NO_INTERRUPTION,
-    )
     cfg = types.LiveConnectConfig(
         response_modalities=[types.Modality.AUDIO],
         speech_config=types.SpeechConfig(
             voice_config=types.VoiceConfig(prebuilt_voice_config=types.PrebuiltVoiceConfig(voice_name=live.voice)),
-            language_code=live.language,
+            language_code=_language(live, opts),
         ),
         system_instruction=live.system_instruction or None,
-        realtime_input_config=realtime,
+        realtime_input_config=_realtime_input(live, push_to_talk),
         session_resumption=types.SessionResumptionConfig(handle=handle),
         temperature=live.temperature,
     )
@@ -112,37 +78,68 @@ def connect_config_and_warnings(
     resolution = media_resolution or live.media_resolution
     if resolution:
         cfg.media_resolution = types.MediaResolution(f"MEDIA_RESOLUTION_{resolution.upper()}")
-    tool_list: list[types.Tool] = []
-    if tools is not None and tools.specs:
-        tool_list.append(types.Tool(function_declarations=tools.declarations(
-            non_blocking_allowed=opts.non_blocking_tools)))
-    if live.google_search:
-        tool_list.append(types.Tool(google_search=types.GoogleSearch()))
-    cfg.tools = list(tool_list) or None
+    cfg.tools = list(_tools(live, tools, opts)) or None
+    return cfg, _model_options(cfg, live, opts)
 
+
+def _language(live: LiveSettings, opts: ModelOptions) -> str | None:
+    """The configured language if the model speaks it; otherwise None (the model decides)."""
+    if live.language is None or (opts.languages and live.language not in opts.languages):
+        return None
+    return live.language
+
+
+def _realtime_input(live: LiveSettings, push_to_talk: bool) -> types.RealtimeInputConfig:
+    vad = live.vad
+    aad = types.AutomaticActivityDetection(
+        disabled=push_to_talk or None,
+        start_of_speech_sensitivity=types.StartSensitivity(f"START_SENSITIVITY_{vad.start_sensitivity.upper()}"),
+        end_of_speech_sensitivity=types.EndSensitivity(f"END_SENSITIVITY_{vad.end_sensitivity.upper()}"),
+        prefix_padding_ms=vad.prefix_padding_ms,
+        silence_duration_ms=vad.silence_duration_ms,
+    )
+    return types.RealtimeInputConfig(
+        automatic_activity_detection=aad,
+        activity_handling=types.ActivityHandling.START_OF_ACTIVITY_INTERRUPTS if vad.barge_in
+        else types.ActivityHandling.NO_INTERRUPTION,
+    )
+
+
+def _tools(live: LiveSettings, tools: ToolRegistry | None, opts: ModelOptions) -> list[types.Tool]:
+    out: list[types.Tool] = []
+    if tools is not None and tools.specs:
+        out.append(types.Tool(function_declarations=tools.declarations(non_blocking_allowed=opts.non_blocking_tools)))
+    if live.google_search:
+        out.append(types.Tool(google_search=types.GoogleSearch()))
+    return out
+
+
+def _model_options(cfg: types.LiveConnectConfig, live: LiveSettings, opts: ModelOptions) -> list[str]:
+    """Set the options this model takes; one warning per option it does not."""
+    ignored: list[str] = []
     if live.affective_dialog is not None:
         if opts.affective_dialog:
             cfg.enable_affective_dialog = live.affective_dialog
         else:
-            warnings.append(f"live.affective_dialog is not supported by {live.model}; ignored")
+            ignored.append("live.affective_dialog")
     if live.proactive_audio is not None:
         if opts.proactive_audio == "yes" or (opts.proactive_audio == "always" and live.proactive_audio):
             cfg.proactivity = types.ProactivityConfig(proactive_audio=live.proactive_audio)
         else:
-            warnings.append(f"live.proactive_audio = {str(live.proactive_audio).lower()} is not supported "
-                            f"by {live.model}; ignored")
+            ignored.append(f"live.proactive_audio = {str(live.proactive_audio).lower()}")
     if live.thinking_level is not None:
         if opts.thinking in ("level", "any"):
-            level = types.ThinkingLevel(live.thinking_level.upper())
-            cfg.thinking_config = types.ThinkingConfig(thinking_level=level)
+            cfg.thinking_config = types.ThinkingConfig(thinking_level=types.ThinkingLevel(live.thinking_level.upper()))
         else:
-            warnings.append(f"live.thinking_level is not supported by {live.model}; ignored")
+            ignored.append("live.thinking_level")
+    if live.language is not None and _language(live, opts) is None:
+        ignored.append(f"live.language = {live.language!r} (not a language the Live API lists)")
     if live.thinking_budget is not None:
         if opts.thinking in ("budget", "any"):
             cfg.thinking_config = types.ThinkingConfig(thinking_budget=live.thinking_budget)
         else:
-            warnings.append(f"live.thinking_budget is not supported by {live.model}; ignored")
-    return cfg, warnings
+            ignored.append("live.thinking_budget")
+    return [f"{option} is not supported by {live.model}; ignored" for option in ignored]
 
 
 # The service's pongs take 8-30 s (reference live-service-behaviours.md, "keepalive ping timeout");

@@ -10,11 +10,11 @@ import contextlib
 import json
 import logging
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from speakerd.atomic import write_atomic
 
 log = logging.getLogger("speakerd.live")
 
@@ -65,24 +65,7 @@ class ResumptionStore:
         """temp file, fsync, rename, fsync the directory: the old or the new, never half of one."""
         data = json.dumps({"handle": handle, "model": self.model, "saved_at": self._now()})
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".resumption.", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.chmod(tmp, 0o600)
-                os.replace(tmp, self.path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
-            dir_fd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            write_atomic(self.path, data)
             if not self.writable:
                 log.info("the resumption file is writable again")
             self.writable = True
@@ -101,3 +84,20 @@ class ResumptionStore:
     def clear(self) -> None:
         with contextlib.suppress(OSError):
             self.path.unlink()
+
+
+class NoStore(ResumptionStore):
+    """Remembers nothing: an announcement's short session neither resumes nor replaces the
+    conversation the speaker is keeping."""
+
+    def load(self) -> str | None:
+        return None
+
+    def save(self, handle: str) -> None:
+        pass
+
+    def touch(self) -> None:
+        pass
+
+    def clear(self) -> None:
+        pass

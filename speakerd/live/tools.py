@@ -53,6 +53,12 @@ BUILTIN_SPECS: dict[str, ToolSpec] = {
         "End the conversation when the user says goodbye or asks you to stop listening.",
         {"type": "object", "properties": {}},
     ),
+    "forget_conversation": ToolSpec(
+        "forget_conversation",
+        "Forget this conversation when the user asks you to: it ends after this reply and the next "
+        "one starts with no memory of it.",
+        {"type": "object", "properties": {}},
+    ),
     "current_time": ToolSpec(
         "current_time",
         "The current local date, time and time zone of the speaker.",

@@ -120,6 +120,27 @@ asyncio.run(main())
     assert np.abs(spk - expected).max() <= 1
 
 
+def test_alarm_sound_plays_at_its_volume_with_earcons_off(tmp_path: Path) -> None:
+    out = run_child("""
+async def main():
+    loop = asyncio.get_running_loop()
+    faults = []
+    s = config.AudioSettings(output_device="speakerd_speaker", volume=100, earcons=False)
+    player = Player(s, D, loop, faults.append); player.start()
+    player.play_sound("alarm", 80)
+    await player.drain()
+    player.close()
+    report(faults=[f.message for f in faults], rate=player.stats.device_rate)
+asyncio.run(main())
+""", tmp_path, mic="zero")
+    assert out["faults"] == []
+    pcm, rate = earcons.load("alarm", None)
+    expected = np.round(resample_once(pcm, rate, out["rate"]).astype(np.float32) * np.float32(0.8))
+    spk = np.frombuffer((tmp_path / "alsa" / "speaker.raw").read_bytes(), dtype="<i2").astype(np.float64)
+    assert len(spk) == len(expected)
+    assert np.abs(spk - expected).max() <= 1
+
+
 def test_a_reply_that_runs_dry_counts_one_underrun(tmp_path: Path) -> None:
     out = run_child("""
 async def main():

@@ -62,7 +62,8 @@ def test_preroll_keeps_the_last_seconds_in_order() -> None:
 def test_earcons_are_short_soft_edged_and_overridable(tmp_path: Path) -> None:
     for name in earcons.NAMES:
         pcm, rate = earcons.load(name, None)
-        assert rate == 24000 and 0.1 < len(pcm) / rate < 0.5
+        short = name not in earcons.SHIPPED  # the alarm is a longer clip, repeated while ringing
+        assert rate == 24000 and (0.1 < len(pcm) / rate < 0.5 if short else 1 < len(pcm) / rate < 3)
         assert abs(int(pcm[0])) < 500 and abs(int(pcm[-1])) < 500  # ramps: no click
     own = (np.arange(800) % 50 * 100).astype("<i2")
     with wave.open(str(tmp_path / "wake.wav"), "wb") as w:
@@ -76,3 +77,19 @@ def test_earcons_are_short_soft_edged_and_overridable(tmp_path: Path) -> None:
     assert np.array_equal(earcons.load("end", tmp_path)[0], earcons.synth("end"))  # unreadable: built-in
     with pytest.raises(earcons.EarconError):
         earcons.load("fanfare", None)
+
+
+def test_alarm_sound_is_shipped_loud_but_unclipped_and_replaceable(tmp_path: Path) -> None:
+    pcm, rate = earcons.load("alarm", None)
+    peak = int(np.max(np.abs(pcm.astype(np.int32))))
+    assert 0.5 * 32767 < peak < 0.7 * 32767
+    assert np.max(np.abs(pcm[-rate // 4 :])) < 100  # a silent tail: the gap between repeats
+    assert not np.array_equal(pcm[: len(earcons.synth("alarm"))], earcons.synth("alarm"))  # the file
+    own = (np.arange(2400) % 24 * 200).astype("<i2")
+    with wave.open(str(tmp_path / "alarm.wav"), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(48000)
+        w.writeframes(np.repeat(own, 2).tobytes())
+    pcm, rate = earcons.load("alarm", tmp_path)
+    assert rate == 48000 and np.array_equal(pcm, own)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from speakerd import config
+from speakerd.config import toml
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / "speakerd.toml"
@@ -40,7 +41,7 @@ def test_empty_file_gives_every_default(tmp_path: Path) -> None:
     assert s.wakeword.models == ["hey_jarvis"] and s.wakeword.refractory_seconds == 2.0
     assert s.conversation.follow_up_seconds == 8.0
     assert s.gpio.led_profile == "none" and s.gpio.enabled == "auto"
-    assert s.tools.builtin == ["set_volume", "end_conversation", "current_time"]
+    assert s.tools.builtin == ["set_volume", "end_conversation", "forget_conversation", "current_time"]
     assert s.state.directory == Path("/var/lib/speakerd")
     assert s.camera.enabled is False
     assert cfg.api_key is None
@@ -145,7 +146,7 @@ def test_key_from_environment(tmp_path: Path, env: dict[str, str], source: str, 
         ("[gpio]\nbutton_pin = 99\n", "speakerd.toml: gpio.button_pin: must be <= 53 (got 99)"),
         ("[gpio.patterns.sleeping]\nmode = 'on'\n",
          "speakerd.toml: gpio.patterns: unknown state sleeping; states are booting, idle, wake, listening, "
-         "thinking, speaking, muted, offline, error"),
+         "thinking, speaking, muted, offline, error, alarm"),
         ("[[tools.commands]]\nname = 'x'\ndescription = 'd'\n",
          "speakerd.toml: tools.commands.0: tool 'x' needs exactly one of argv or url"),
         ("[[tools.commands]]\nname = 'bad name'\ndescription = 'd'\nargv = ['true']\n",
@@ -224,35 +225,6 @@ _values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=3) | st.
 _known = [(s, k) for s, k in _leaf_keys(config.Settings)]
 
 
-def _toml(data: dict[str, dict[str, object]]) -> str:
-    import json
-
-    lines = []
-    for section, body in data.items():
-        lines.append(f"[{json.dumps(section)}]")
-        for key, value in body.items():
-            if value is None:
-                continue
-            lines.append(f"{json.dumps(key)} = {_toml_value(value)}")
-    return "\n".join(lines) + "\n"
-
-
-def _toml_value(v: object) -> str:
-    import json
-
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v if x is not None) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items() if x is not None) + "}"
-    raise TypeError(v)
-
-
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     picks=st.lists(st.tuples(st.sampled_from(_known), _values), max_size=6),
@@ -265,7 +237,7 @@ def test_generated_configs_never_raise_anything_else(tmp_path: Path, picks: list
     if junk:
         data.setdefault("audio", {}).update(junk)
     path = tmp_path / "gen.toml"
-    path.write_text(_toml(data))
+    path.write_text(toml.dumps(data))
     try:
         config.load(path, env={})
     except config.ConfigError as e:
@@ -310,3 +282,64 @@ def test_version_and_usage() -> None:
     assert res.returncode == 0 and res.stdout.strip() == f"speakerd {__version__}"
     res = subprocess.run([sys.executable, "-m", "speakerd"], capture_output=True, text=True)
     assert res.returncode == 2 and "check-config" in res.stderr
+
+
+_toml_keys = st.text(min_size=1, max_size=8)
+_toml_scalars = st.one_of(st.booleans(), st.integers(-10**9, 10**9), st.text(max_size=12),
+                          st.floats(allow_nan=False, allow_infinity=False))
+_toml_docs = st.recursive(
+    st.dictionaries(_toml_keys, _toml_scalars | st.lists(_toml_scalars, max_size=3), max_size=4),
+    lambda inner: st.dictionaries(_toml_keys, inner | st.lists(inner, min_size=1, max_size=2), max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_toml_docs)
+def test_the_toml_writer_round_trips(doc: dict[str, object]) -> None:
+    """Whatever the settings, the rig or a test hold, tomllib reads back exactly what was written."""
+    import tomllib
+
+    assert tomllib.loads(toml.dumps(doc)) == doc
+
+
+def test_check_config_and_the_connect_config_agree_on_models(tmp_path: Path) -> None:
+    """One capability table: a model the connect config knows is not 'unknown' to check-config,
+    and an option the model rejects is named by check-config, before any conversation."""
+    from speakerd import models
+
+    for model in models.MODELS:
+        p = tmp_path / "m.toml"
+        p.write_text(f'[live]\nmodel = "{model}"\n')
+        assert not [w for w in config.load(p, env={}).warnings if "not a model speakerd knows" in w], model
+    p = tmp_path / "opts.toml"
+    p.write_text('[live]\nmodel = "gemini-3.8-live"\naffective_dialog = true\n')
+    res = subprocess.run([sys.executable, "-m", "speakerd", "check-config", "-q", "--config", str(p)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0
+    assert "warning: opts.toml: live.affective_dialog is not supported by gemini-3.8-live; ignored" in res.stderr
+
+
+def test_language_is_optional_checked_and_said_by_check_config(tmp_path: Path) -> None:
+    from speakerd.live.connect_config import build_connect_config, connect_config_warnings
+
+    assert config.LiveSettings().language is None
+    assert build_connect_config(config.LiveSettings()).speech_config.language_code is None  # type: ignore[union-attr]
+    de = config.LiveSettings(language="de-DE")
+    assert build_connect_config(de).speech_config.language_code == "de-DE"  # type: ignore[union-attr]
+    odd = config.LiveSettings(language="gd-GB")  # well formed, not a language the Live API lists
+    assert build_connect_config(odd).speech_config.language_code is None  # type: ignore[union-attr]
+    assert connect_config_warnings(odd) == [
+        "live.language = 'gd-GB' (not a language the Live API lists) is not supported by gemini-3.8-live; ignored"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[live]\nlanguage = "english"\n')
+    with pytest.raises(config.ConfigError) as e:
+        config.load(bad, env={})
+    assert e.value.lines == ["bad.toml: live.language: must be a BCP-47 language code such as en-US or de-DE "
+                             "(got 'english')"]
+    for text, said in (("", "language: the model's choice"), ('[live]\nlanguage = "fr-FR"\n', "language: fr-FR")):
+        p = tmp_path / "lang.toml"
+        p.write_text(text)
+        res = subprocess.run([sys.executable, "-m", "speakerd", "check-config", "--config", str(p)],
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0 and res.stdout.startswith(f"# {said}"), res.stdout[:200]

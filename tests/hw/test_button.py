@@ -10,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPin
 
 from speakerd import state
 from speakerd.config import STATES, GpioSettings
-from speakerd.events import ButtonEvent, ReplyAudio, SessionState
+from speakerd.effects import Effect
+from speakerd.events import Action, ButtonEvent, ReplyAudio, SessionState, Started, UserAction
 from speakerd.hw import GestureButton, GestureDetector, GpioUnavailable, action_for
 from tests.hw.conftest import gpio
 
@@ -339,8 +340,8 @@ async def test_pin_in_use_is_one_clear_line(factory: MockFactory, rec: Recorder)
 
 def speaking_machine() -> state.Machine:
     m = state.Machine()
-    m.handle(state.Started())
-    m.handle(state.UserAction("wake"))
+    m.handle(Started())
+    m.handle(UserAction("wake"))
     m.handle(SessionState("ready"))
     m.handle(ReplyAudio(b"\0\0" * 240))
     assert m.state == "speaking"
@@ -351,11 +352,11 @@ async def test_press_while_speaking_flushes_playback(factory: MockFactory, rec: 
     """Driven pin -> ButtonEvent -> action_for -> the real state machine: the speaker is flushed."""
     machine = speaking_machine()
     settings = gpio(button_pin=PIN, button_bounce_seconds=0.0, button_hold_seconds=5.0)
-    effects: list[state.Effect] = []
+    effects: list[Effect] = []
 
     def on_event(event: ButtonEvent) -> None:
         action = action_for(event.gesture, machine.state, settings)
-        effects.extend(machine.handle(state.UserAction(action)))  # type: ignore[arg-type]
+        effects.extend(machine.handle(UserAction(cast(Action, action))))
         rec(event)
 
     button = GestureButton(settings, factory, asyncio.get_running_loop(), on_event)

@@ -56,7 +56,7 @@ def colour(state: str) -> PatternSettings:
 # Plain LED: on, off, or a blink for everything that moves ------------------------------------------
 
 
-@pytest.mark.parametrize("state", STATES)
+@pytest.mark.parametrize("state", pat.LED_STATES)
 def test_plain_led_history(factory: MockFactory, state: str) -> None:
     leds = open_leds(factory, "led")
     pin = factory.pin(LED_PIN)
@@ -78,7 +78,7 @@ def test_plain_led_history(factory: MockFactory, state: str) -> None:
 # PWM LED: brightness, and real fades for pulse -----------------------------------------------------
 
 
-@pytest.mark.parametrize("state", STATES)
+@pytest.mark.parametrize("state", pat.LED_STATES)
 def test_pwm_led_history(factory: MockFactory, state: str) -> None:
     leds = open_leds(factory, "pwm")
     pin = factory.pin(LED_PIN)
@@ -112,7 +112,7 @@ def test_pwm_led_history(factory: MockFactory, state: str) -> None:
 
 
 @pytest.mark.parametrize("anode", [False, True], ids=["cathode", "anode"])
-@pytest.mark.parametrize("state", STATES)
+@pytest.mark.parametrize("state", pat.LED_STATES)
 def test_rgb_led_history(factory: MockFactory, state: str, anode: bool) -> None:
     leds = open_leds(factory, "rgb", rgb_common_anode=anode)
     pins = [factory.pin(n) for n in RGB_PINS]
@@ -170,7 +170,7 @@ def expected_pixel(p: PatternSettings, intensity: float) -> tuple[int, int, int,
 
 
 @pytest.mark.parametrize("count", [3, 12])
-@pytest.mark.parametrize("state", STATES)
+@pytest.mark.parametrize("state", pat.LED_STATES)
 def test_apa102_byte_stream(factory: MockFactory, state: str, count: int) -> None:
     spi = MemorySpi()
     leds = make_leds(gpio(led_profile="apa102", apa102_leds=count), factory, spi=spi,
@@ -250,13 +250,16 @@ def test_every_state_looks_different() -> None:
         timing = () if mode == "on" else (p.on_seconds, p.off_seconds)
         return (mode, *((p.color, p.brightness) if colour_shown else ()), *timing)
 
-    ring = {s: look(colour(s), 3, True, True) for s in STATES}
-    assert len(set(ring.values())) == len(STATES), ring
-    rgb = {s: look(colour(s), 1, True, True) for s in STATES}
-    assert len(set(rgb.values())) == len(STATES), rgb
+    assert "alarm" in pat.LED_STATES
+    ring = {s: look(colour(s), 3, True, True) for s in pat.LED_STATES}
+    assert len(set(ring.values())) == len(pat.LED_STATES), ring
+    rgb = {s: look(colour(s), 1, True, True) for s in pat.LED_STATES}
+    assert len(set(rgb.values())) == len(pat.LED_STATES), rgb
     # A plain on/off LED has only rhythm; wake and listening share "on" (wake lasts a moment).
-    plain = {s: look(mono(s), 1, False, False) for s in STATES if s != "wake"}
+    plain = {s: look(mono(s), 1, False, False) for s in pat.LED_STATES if s != "wake"}
     assert len(set(plain.values())) == len(plain), plain
+    pwm = {s: look(mono(s), 1, True, False) for s in pat.LED_STATES if s != "wake"}
+    assert len(set(pwm.values())) == len(pwm), pwm
 
 
 def test_user_pattern_overrides_default(factory: MockFactory) -> None:

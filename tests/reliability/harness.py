@@ -19,7 +19,7 @@ from typing import Any
 
 from speakerd_workshop.emulator import Scenario
 from speakerd_workshop.emulator.tts import synthesize
-from speakerd_workshop.rig import API_KEY, Rig, _merge_toml
+from speakerd_workshop.rig import API_KEY, Rig, merge_toml
 
 from speakerd.events import SAMPLE_RATE_IN
 
@@ -73,24 +73,10 @@ class Case:
     wiring: str | None = None  # what the daemon still has to do before this can pass (expected to fail)
 
 
-class RawRig(Rig):
-    """A rig whose config can end in raw TOML (arrays of tables, which the rig's writer lacks)."""
-
-    raw_config = ""
-
-    def write_config(self) -> None:
-        super().write_config()
-        if self.raw_config:
-            with self.config_path.open("a", encoding="utf-8") as f:
-                f.write("\n" + self.raw_config)
-
-
-def make_rig(workdir: Path, *, config: str = "", scenario: Scenario | None = None, raw_config: str = "",
+def make_rig(workdir: Path, *, config: str = "", scenario: Scenario | None = None,
              emulator_options: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> Rig:
-    rig = RawRig(workdir, scenario=scenario or SCENARIO, config=_merge_toml(FAST, config),
-                 emulator_options=emulator_options, env=env)
-    rig.raw_config = raw_config
-    return rig
+    return Rig(workdir, scenario=scenario or SCENARIO, config=merge_toml(FAST, config),
+               emulator_options=emulator_options, env=env)
 
 
 def ask(rig: Rig, question: str, *, start: int | None = None, timeout: float = 60.0) -> int:

@@ -80,7 +80,7 @@ def drop_mid_tool_call(workdir: Path) -> str:
     }]})
     tool = (f'[[tools.commands]]\nname = "slow_lookup"\ndescription = "a slow lookup"\n'
             f'argv = ["{sys.executable}", "-c", "import time; time.sleep(1.5); print(42)"]\n')
-    with make_rig(workdir, scenario=scenario, raw_config=tool) as rig:
+    with make_rig(workdir, scenario=scenario, config=tool) as rig:
         assert rig.emulator is not None and rig.mic is not None
         mark = len(rig.lines)
         rig.mic.say(wake() + speech("what time is it") + silence(2.0))

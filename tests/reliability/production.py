@@ -89,7 +89,7 @@ def slow_pongs(workdir: Path) -> str:
 
 
 def blocking_call_mic(workdir: Path) -> str:
-    with make_rig(workdir, scenario=LOOKUP, raw_config=SLOW_TOOL) as rig:
+    with make_rig(workdir, scenario=LOOKUP, config=SLOW_TOOL) as rig:
         assert rig.emulator is not None and rig.mic is not None
         _start_conversation(rig)
         _fault_now(rig, Fault("abort_on_input", target="current", during="now"))
@@ -309,7 +309,7 @@ def cancelled_tool_call(workdir: Path) -> str:
         {"user_transcript": "and tomorrow", "reply_text": "Tomorrow will be sunny."},
     ]})
     tool = SLOW_TOOL + "non_blocking = true\n"
-    with make_rig(workdir, scenario=scenario, raw_config=tool, emulator_options={"pace": 1.0}) as rig:
+    with make_rig(workdir, scenario=scenario, config=tool, emulator_options={"pace": 1.0}) as rig:
         assert rig.emulator is not None and rig.mic is not None
         mark = len(rig.lines)
         rig.mic.say(wake() + speech("what time is it") + silence(1.0))

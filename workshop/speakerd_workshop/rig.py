@@ -8,7 +8,6 @@ Nothing here reaches the network; every server is on 127.0.0.1.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from speakerd.config import toml
 from speakerd.events import FRAME_BYTES, SAMPLE_RATE_IN
 from speakerd_workshop.emulator import EmulatorThread, Scenario
 from speakerd_workshop.softdev import SoftDevices
@@ -224,7 +224,7 @@ led_profile = "rgb"
 rgb_pins = [5, 6, 13]
 button_pin = 17
 """
-        self.config_path.write_text(_merge_toml(base, self.extra_config))
+        self.config_path.write_text(merge_toml(base, self.extra_config))
 
     def env(self) -> dict[str, str]:
         keep = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH", "TMPDIR")
@@ -348,40 +348,11 @@ button_pin = 17
             return "\n".join(f"{x.level} {x.message}" for x in self.lines)
 
 
-def _merge_toml(base: str, extra: str) -> str:
+def merge_toml(base: str, extra: str) -> str:
     """Overlay ``extra`` TOML on ``base`` by section: later keys win, so tests can override."""
     import tomllib
 
-    merged: dict[str, Any] = tomllib.loads(base)
-
-    def overlay(dst: dict[str, Any], src: dict[str, Any]) -> None:
-        for k, v in src.items():
-            if isinstance(v, dict) and isinstance(dst.get(k), dict):
-                overlay(dst[k], v)
-            else:
-                dst[k] = v
-
-    overlay(merged, tomllib.loads(extra))
-    return _dump_toml(merged)
-
-
-def _dump_toml(data: dict[str, Any], prefix: str = "") -> str:
-    """Just enough TOML writing for the rig's own config (tables, scalars, lists, inline dicts)."""
-    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
-    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
-    out = []
-    if prefix and scalars:
-        out.append(f"[{prefix}]")
-    for k, v in scalars.items():
-        out.append(f"{k} = {json.dumps(v)}")
-    for k, v in tables.items():
-        name = f"{prefix}.{k}" if prefix else k
-        body = _dump_toml(v, name)
-        if body:
-            out.append(body)
-        elif not v:
-            out.append(f"[{name}]")
-    return "\n".join(out) + ("\n" if out else "")
+    return toml.dumps(toml.overlay(tomllib.loads(base), tomllib.loads(extra)))
 
 
 def frames(pcm: bytes) -> Iterator[bytes]:

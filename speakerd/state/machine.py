@@ -4,78 +4,71 @@ Why pure: every rule about when the microphone streams, when the speaker is flus
 session ends lives here, where a test can drive it with plain values and a fake clock. The daemon
 performs the effects (it owns the devices and the Live session) and feeds results back as events.
 
-States (config.STATES): booting, idle, wake (acknowledged, connecting), listening, thinking,
+States (effects.STATES): booting, idle, wake (acknowledged, connecting), listening, thinking,
 speaking, muted, offline (connection lost mid-conversation, retrying), error.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, assert_never
+from typing import assert_never
 
+from speakerd.effects import (
+    ActivityEnd,
+    ActivityStart,
+    CancelTimer,
+    CloseSession,
+    Earcon,
+    Effect,
+    EndAudioStream,
+    FlushPlayback,
+    Log,
+    Mic,
+    OpenSession,
+    Play,
+    SendText,
+    Show,
+    StartTimer,
+    State,
+    Stream,
+    TimerName,
+    WakeListening,
+)
 from speakerd.events import (
+    Action,
+    AlarmRinging,
+    Announce,
     DeviceFault,
     GenerationComplete,
     GoAway,
     Interrupted,
+    PlaybackDrained,
     ReplyAudio,
+    SayText,
     SessionState,
+    Started,
+    TimerFired,
     ToolCall,
     ToolCancelled,
     ToolResult,
     Transcript,
     TurnComplete,
+    UserAction,
+    UserPaused,
+    UserSpeech,
     WakeDetected,
 )
-
-State = Literal[
-    "booting", "idle", "wake", "listening", "thinking", "speaking", "muted", "offline", "error"
-]
-TimerName = Literal["follow_up", "idle_timeout", "max_session"]
-Action = Literal["interrupt", "wake", "end", "mute", "unmute", "mute_toggle", "ptt_start", "ptt_end"]
-
-
-# Events only the daemon produces (the rest come from speakerd.events) ------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Started:
-    """Capture and the wake-word detector are running."""
-
-
-@dataclass(frozen=True, slots=True)
-class UserAction:
-    """A button gesture or a control command, already mapped to what it means."""
-
-    action: Action
-    frame_index: int | None = None  # for "wake": stream from this microphone frame on
-
-
-@dataclass(frozen=True, slots=True)
-class SayText:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class UserSpeech:
-    """Local energy detector: the person is talking (keeps the follow-up window open)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PlaybackDrained:
-    """Everything queued for the speaker has been played."""
-
-
-@dataclass(frozen=True, slots=True)
-class TimerFired:
-    name: TimerName
-
+from speakerd.state.alarm import AlarmRules
+from speakerd.state.ptt import PushToTalkRules
 
 Event = (
     Started
+    | AlarmRinging
+    | Announce
     | UserAction
     | SayText
     | UserSpeech
+    | UserPaused
     | PlaybackDrained
     | TimerFired
     | WakeDetected
@@ -93,45 +86,6 @@ Event = (
 )
 
 
-# Effects ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Effect:
-    """What the daemon must do. ``kind`` names it; the few that carry data use the fields."""
-
-    kind: Literal[
-        "show",  # LEDs + STATUS=: state
-        "earcon",  # name
-        "open_session",  # start streaming from frame_index (pre-roll) once opened
-        "close_session",  # audioStreamEnd already sent; handle is kept
-        "stream",  # on=True: send microphone frames to the session; False: stop
-        "end_audio_stream",
-        "activity_start",
-        "activity_end",
-        "send_text",  # text
-        "flush_playback",
-        "play",  # pcm
-        "wake_listening",  # on: the wake-word detector runs
-        "mic",  # on: capture open (False = muted)
-        "start_timer",  # timer, seconds
-        "cancel_timer",  # timer
-        "log",  # text
-    ]
-    state: State | None = None
-    name: str | None = None
-    frame_index: int | None = None
-    on: bool | None = None
-    text: str | None = None
-    pcm: bytes | None = None
-    timer: TimerName | None = None
-    seconds: float | None = None
-
-
-def show(state: State) -> Effect:
-    return Effect("show", state=state)
-
-
 @dataclass(frozen=True, slots=True)
 class Timings:
     follow_up_seconds: float = 8.0
@@ -141,7 +95,7 @@ class Timings:
 
 
 @dataclass
-class Machine:
+class Machine(AlarmRules, PushToTalkRules):
     """The conversation's rules. ``handle`` returns the effects of one event, in order."""
 
     timings: Timings = field(default_factory=Timings)
@@ -155,12 +109,19 @@ class Machine:
     tools_running: set[str] = field(default_factory=set)
     error: str | None = None
     mic_failed: bool = False
+    announcing: bool = False  # the conversation is an announcement (no microphone)
     _before_offline: State = "listening"
 
     # Dispatch -------------------------------------------------------------------------------------
 
     def handle(self, event: Event) -> list[Effect]:
+        if self._dismisses(event):
+            return self._dismiss()
         match event:
+            case AlarmRinging(on=on):
+                return self._alarm_ringing(on)
+            case Announce(prompt=prompt):
+                return self._announce(prompt)
             case Started():
                 return self._to("muted" if self.muted else "idle")
             case WakeDetected(frame_index=index):
@@ -168,12 +129,14 @@ class Machine:
             case UserAction(action=action, frame_index=index):
                 return self._action(action, index)
             case SayText(text=text):
-                fx = [] if self.in_conversation else self._wake(None, earcon=False)
+                fx = [] if self.in_conversation else self._wake(None, earcon=False, voice=False)
                 if not self.in_conversation and not fx:
-                    return [Effect("log", text="say ignored: microphone muted or in error")]
-                return [*fx, Effect("send_text", text=text), *self._to("thinking")]
+                    return [Log("say ignored: microphone muted or in error")]
+                return [*fx, SendText(text), *self._to("thinking")]
             case UserSpeech():
                 return self._user_speech()
+            case UserPaused():
+                return self._user_paused()
             case Transcript(role="user"):
                 return self._user_speech()
             case Transcript():
@@ -185,7 +148,7 @@ class Machine:
                     return []
                 self.dropping_reply = False
                 self.reply_done = False
-                return [Effect("flush_playback"), *self._to("listening")]
+                return [FlushPlayback(), *self._to("listening")]
             case GenerationComplete() | GoAway():
                 return []  # the session moves to a new connection by itself
             case TurnComplete():
@@ -199,11 +162,12 @@ class Machine:
                 return self._to("thinking") if self.state in ("listening", "wake") else []
             case ToolResult(id=tool_id, name=name, response=response):
                 self.tools_running.discard(tool_id)
-                if name == "end_conversation" and "error" not in response and self.in_conversation:
+                ending = name in ("end_conversation", "forget_conversation")
+                if ending and "error" not in response and self.in_conversation:
                     self.end_after_reply = True
                     if self.state != "speaking":
                         # The model may say goodbye first; if it does not, end after a beat.
-                        return [Effect("start_timer", timer="follow_up", seconds=2.0)]
+                        return [StartTimer("follow_up", 2.0)]
                 return []
             case ToolCancelled(ids=ids):
                 self.tools_running.difference_update(ids)
@@ -223,9 +187,15 @@ class Machine:
         if state == self.state:
             return []
         self.state = state
-        return [show(state)]
+        return [] if self.alarm else [Show(state)]  # the alarm stays shown; its end shows this
 
-    def _wake(self, frame_index: int | None, *, earcon: bool = True) -> list[Effect]:
+    def _push_to_talk(self) -> bool:
+        return self.timings.push_to_talk
+
+    def _follow_up_seconds(self) -> float:
+        return self.timings.follow_up_seconds
+
+    def _wake(self, frame_index: int | None, *, earcon: bool = True, voice: bool = True) -> list[Effect]:
         if self.in_conversation or self.muted or self.state == "booting" or self.mic_failed:
             return []
         self.error = None  # a new attempt clears an earlier session error
@@ -235,65 +205,89 @@ class Machine:
         self.tools_running.clear()
         fx: list[Effect] = [*self._to("wake")]
         if earcon:
-            fx.append(Effect("earcon", name="wake"))
+            fx.append(Earcon("wake"))
         fx += [
-            Effect("wake_listening", on=False),
-            Effect("open_session", frame_index=frame_index),
-            Effect("start_timer", timer="max_session", seconds=self.timings.max_session_seconds),
+            WakeListening(False),
+            OpenSession(frame_index),
+            StartTimer("max_session", self.timings.max_session_seconds),
         ]
+        self._turn_markers_reset()
         if self.timings.push_to_talk:
-            fx += [Effect("activity_start"), Effect("stream", on=True)]
+            fx += self._open_voice_turn() if voice else []
         else:
             fx += [
-                Effect("stream", on=True),
-                Effect("start_timer", timer="idle_timeout", seconds=self.timings.idle_timeout_seconds),
+                Stream(True),
+                StartTimer("idle_timeout", self.timings.idle_timeout_seconds),
             ]
         return fx
+
+    def _announce(self, prompt: str) -> list[Effect]:
+        """A session of its own that says a text: no microphone, the wake word stays on, then idle."""
+        if self.in_conversation or self.state == "booting":  # no microphone needed: muted is fine
+            return [Log("announcement not started: the speaker is busy")]
+        self.error = None
+        self.in_conversation = self.announcing = True
+        self.heard_user = self.dropping_reply = self.reply_done = False
+        self.end_after_reply = True
+        self.tools_running.clear()
+        return [
+            Earcon("chime"),
+            OpenSession(None, fresh=True),
+            StartTimer("max_session", self.timings.max_session_seconds),
+            SendText(prompt),
+            *self._to("thinking"),
+        ]
 
     def _end(self, reason: str, *, earcon: str | None = "end") -> list[Effect]:
         """Close the conversation: audioStreamEnd, stop streaming, close (handle kept), listen."""
         if not self.in_conversation:
             return []
+        if self.announcing:
+            self.announcing = False
+            earcon = None if earcon == "end" else earcon
         self.in_conversation = False
+        self._turn_markers_reset()
         self.dropping_reply = self.reply_done = self.end_after_reply = False
         self.tools_running.clear()
         fx: list[Effect] = [
-            Effect("log", text=f"conversation ended: {reason}"),
-            Effect("stream", on=False),
-            Effect("end_audio_stream"),
-            Effect("close_session"),
-            *(Effect("cancel_timer", timer=t) for t in ("follow_up", "idle_timeout", "max_session")),
+            Log(f"conversation ended: {reason}"),
+            Stream(False),
+            EndAudioStream(),
+            CloseSession(),
+            *(CancelTimer(t) for t in ("follow_up", "idle_timeout", "max_session")),
         ]
         if earcon:
-            fx.append(Effect("earcon", name=earcon))
+            fx.append(Earcon(earcon))
         if not self.muted:
-            fx.append(Effect("wake_listening", on=True))
-            fx += self._to("idle")
+            fx.append(WakeListening(True))
+        fx += self._to("muted" if self.muted else "error" if self.mic_failed else "idle")
         return fx
 
     def _action(self, action: Action, frame_index: int | None) -> list[Effect]:
+        if action == "stop":
+            return []  # it stops an alarm (AlarmRules); with none ringing there is nothing to stop
         if action == "wake":
             return self._wake(frame_index)
         if action == "interrupt":
             if self.state == "speaking" or (self.in_conversation and self.reply_done):
                 self.dropping_reply = not self.reply_done
                 self.reply_done = False
-                return [Effect("flush_playback"), *self._to("listening"), *self._follow_up()]
+                return [FlushPlayback(), *self._to("listening"), *self._follow_up()]
             return []
         if action == "end":
-            return [Effect("flush_playback"), *self._end("ended by the user")]
+            return [FlushPlayback(), *self._end("ended by the user")]
         if action == "mute_toggle":
             action = "unmute" if self.muted else "mute"
         if action == "mute":
             if self.muted:
                 return []
             self.muted = True  # first: ending the conversation must not show "idle" on the way
-            fx = [Effect("flush_playback"), *self._end("microphone muted", earcon=None)]
+            fx = [FlushPlayback(), *self._end("microphone muted", earcon=None)]
             return [
                 *fx,
-                Effect("wake_listening", on=False),
-                Effect("mic", on=False),
-                Effect("earcon", name="mute"),
+                WakeListening(False),
+                Mic(False),
+                Earcon("mute"),
                 *self._to("muted"),
             ]
         if action == "unmute":
@@ -301,23 +295,29 @@ class Machine:
                 return []
             self.muted = False
             return [
-                Effect("mic", on=True),
-                Effect("wake_listening", on=True),
-                Effect("earcon", name="unmute"),
+                Mic(True),
+                WakeListening(True),
+                Earcon("unmute"),
                 *self._to("idle"),
             ]
         if action == "ptt_start":
             if not self.in_conversation:
-                return self._wake(frame_index)
+                fx = self._wake(frame_index)
+                self.button_turn = True
+                return fx
             fx = []
             if self.state == "speaking":
                 self.dropping_reply = True
-                fx.append(Effect("flush_playback"))
-            return [*fx, Effect("stream", on=True), Effect("activity_start"), *self._to("listening")]
+                fx.append(FlushPlayback())
+            self.button_turn = True
+            opened: list[Effect] = [] if self.activity_open else [Stream(True), ActivityStart()]
+            self.activity_open = True
+            return [*fx, *opened, *self._to("listening")]
         # ptt_end
         if not self.in_conversation:
             return []
-        return [Effect("activity_end"), Effect("stream", on=False), *self._to("thinking")]
+        self.button_turn = self.activity_open = False
+        return [ActivityEnd(), Stream(False), *self._to("thinking")]
 
     def _user_speech(self) -> list[Effect]:
         if not self.in_conversation:
@@ -325,12 +325,12 @@ class Machine:
         fx: list[Effect] = []
         if not self.heard_user:
             self.heard_user = True
-            fx.append(Effect("cancel_timer", timer="idle_timeout"))
+            fx.append(CancelTimer("idle_timeout"))
         if self.state == "speaking":
             return fx  # our own reply or barge-in: the server decides
         # The window stays open while the person talks, and ends if no answer ever comes.
         seconds = max(self.timings.follow_up_seconds, self.timings.idle_timeout_seconds)
-        fx.append(Effect("start_timer", timer="follow_up", seconds=seconds))
+        fx.append(StartTimer("follow_up", seconds))
         return fx
 
     def _reply_audio(self, pcm: bytes) -> list[Effect]:
@@ -338,10 +338,10 @@ class Machine:
             return []
         self.reply_done = False
         return [
-            Effect("cancel_timer", timer="follow_up"),
-            Effect("cancel_timer", timer="idle_timeout"),
+            CancelTimer("follow_up"),
+            CancelTimer("idle_timeout"),
             *self._to("speaking"),
-            Effect("play", pcm=pcm),
+            Play(pcm),
         ]
 
     def _turn_complete(self) -> list[Effect]:
@@ -368,7 +368,7 @@ class Machine:
         return [*self._to("listening"), *self._follow_up()]
 
     def _follow_up(self) -> list[Effect]:
-        return [Effect("start_timer", timer="follow_up", seconds=self.timings.follow_up_seconds)]
+        return [StartTimer("follow_up", self.timings.follow_up_seconds), *self._open_voice_turn()]
 
     def _timer(self, name: TimerName) -> list[Effect]:
         if not self.in_conversation:
@@ -381,7 +381,7 @@ class Machine:
             if self.heard_user or self.state in ("speaking", "thinking"):
                 return []
             return self._end("no speech after the wake word")
-        return [Effect("flush_playback"), *self._end("maximum conversation length reached")]
+        return [FlushPlayback(), *self._end("maximum conversation length reached")]
 
     def _session(self, ev: SessionState) -> list[Effect]:
         if ev.phase == "ready":
@@ -396,10 +396,12 @@ class Machine:
                 self._before_offline = "listening" if self.state == "speaking" else self.state
             return self._to("offline")
         if ev.phase == "failed":
+            # Fatal (key, model): the owner must act. Otherwise the service could not be reached:
+            # say so with its own sound and LED until a conversation works again.
             self.error = ev.detail or "the Live session failed"
-            fx = [Effect("flush_playback"), *self._end(self.error, earcon="error")]
-            if ev.fatal and not self.muted:
-                fx += [*self._to("error")]
+            fx = [FlushPlayback(), *self._end(self.error, earcon="error" if ev.fatal else "offline")]
+            if not self.muted and not self.mic_failed:
+                fx += [*self._to("error" if ev.fatal else "offline")]
             return fx
         if ev.phase == "closed" and self.in_conversation:
             return self._end(ev.detail or "the session closed")
