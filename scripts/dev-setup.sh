@@ -23,4 +23,13 @@ if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ] || [ "$root/work
     "$venv/bin/python" -m pip --disable-pip-version-check -q install --no-build-isolation -e "$root/workshop"
     touch "$stamp"
 fi
+# Google's JavaScript SDK, for the emulator's tests with clients we did not write
+# (tests/emulator/test_clients.py); installed exactly as locked, only when missing.
+js="$root/tests/clients/js"
+if ! command -v npm >/dev/null 2>&1; then
+    say "npm not found: skipping Google's JavaScript SDK (its emulator test will be skipped); install nodejs and npm to run it"
+elif [ ! -d "$js/node_modules/@google/genai" ] || [ "$js/package-lock.json" -nt "$js/node_modules/.package-lock.json" ]; then
+    say "installing Google's JavaScript SDK for the emulator tests (npm ci in tests/clients/js)"
+    (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
+fi
 say "development environment ready: $venv"

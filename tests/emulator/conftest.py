@@ -121,3 +121,56 @@ async def expect_close(coro: Any, limit: float = 20.0) -> errors.APIError:
 
 
 __all__ = ["SCENARIO", "ToolCallSpec"]
+
+
+class CliEmulator:
+    """``speakerd emulator`` as a child process on a free port; ``env`` is what it printed."""
+
+    def __init__(self, cert_dir: Path, *args: str, stderr: Path | None = None) -> None:
+        import subprocess
+        import sys
+
+        from tests.conftest import ROOT, base_env
+
+        self.stderr_path = stderr
+        self._err = stderr.open("w") if stderr else subprocess.DEVNULL
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "speakerd", "emulator", "--port", "0", "--print-env",
+             "--cert-dir", str(cert_dir), *args],
+            stdout=subprocess.PIPE, stderr=self._err, text=True, env=base_env(), cwd=ROOT,
+        )
+        self.env: dict[str, str] = {}
+        assert self.proc.stdout is not None
+        while len(self.env) < 7:
+            line = self.proc.stdout.readline()
+            if not line:
+                self.stop()
+                raise RuntimeError("speakerd emulator exited before printing its environment")
+            k, _, v = line.removeprefix("export ").strip().partition("=")
+            self.env[k] = v.strip("'")
+
+    @property
+    def base_url(self) -> str:
+        return self.env["GOOGLE_GEMINI_BASE_URL"]
+
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1])
+
+    @property
+    def ca_file(self) -> str:
+        return self.env["SSL_CERT_FILE"]
+
+    def stop(self) -> int:
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait()
+        if self._err is not None and hasattr(self._err, "close"):
+            self._err.close()
+        return self.proc.returncode

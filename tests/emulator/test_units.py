@@ -104,7 +104,7 @@ def test_scenario_errors_are_one_line(tmp_path: Path, text: str, needle: str) ->
 
 def test_builtin_scenario_loads() -> None:
     sc = Scenario.load(ROOT / "workshop" / "speakerd_workshop" / "emulator" / "scenarios" / "default.toml")
-    assert sc.turns and sc.default_reply
+    assert sc.rules and sc.default_reply and not sc.turns
 
 
 def test_certificates_are_reused_and_verify(tmp_path: Path) -> None:
@@ -162,3 +162,16 @@ def test_cli_bad_scenario_is_one_line(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "speakerd", "emulator", "--scenario", str(p)],
                        capture_output=True, text=True, env=base_env(), cwd=ROOT, timeout=60)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "must be a list" in r.stderr
+
+
+def test_docs_scenario_examples_load(tmp_path: Path) -> None:
+    """The TOML examples in docs/emulator.md are valid scenarios."""
+    import re
+
+    blocks = re.findall(r"```toml\n(.*?)```", (ROOT / "docs" / "emulator.md").read_text(), re.S)
+    assert len(blocks) >= 2
+    for i, block in enumerate(blocks):
+        p = tmp_path / f"example{i}.toml"
+        p.write_text(block)
+        sc = Scenario.load(p)
+        assert sc.rules or sc.turns

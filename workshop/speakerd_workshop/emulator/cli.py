@@ -10,6 +10,13 @@ import signal
 import sys
 from pathlib import Path
 
+from speakerd_workshop.emulator import redact
+from speakerd_workshop.emulator.faults import (
+    AUDIO_LIMIT_SECONDS,
+    AUDIO_VIDEO_LIMIT_SECONDS,
+    GO_AWAY_BEFORE_SECONDS,
+    LIFETIME_SECONDS,
+)
 from speakerd_workshop.emulator.scenario import ScenarioError
 from speakerd_workshop.emulator.server import Emulator
 from speakerd_workshop.emulator.tts import AudioFileError
@@ -43,11 +50,41 @@ def _parser() -> argparse.ArgumentParser:
         choices=("v1", "v1beta", "v1alpha"),
         help="API version for --print-env (default: %(default)s)",
     )
-    p.add_argument(
+    limits = p.add_argument_group("limits", "production's by default; shorten them to test a client (0: none)")
+    limits.add_argument(
         "--lifetime",
         type=float,
+        default=LIFETIME_SECONDS,
         metavar="SECONDS",
-        help="close each connection after this long, with a goAway before (default: never)",
+        help="close each connection (1000) after this long, with a goAway before (default: %(default)g)",
+    )
+    limits.add_argument(
+        "--go-away-before",
+        type=float,
+        default=GO_AWAY_BEFORE_SECONDS,
+        metavar="SECONDS",
+        help="goAway.timeLeft: how long before the lifetime's close the goAway comes (default: %(default)g)",
+    )
+    limits.add_argument(
+        "--audio-limit",
+        type=float,
+        default=AUDIO_LIMIT_SECONDS,
+        metavar="SECONDS",
+        help="session length without contextWindowCompression, audio only (default: %(default)g)",
+    )
+    limits.add_argument(
+        "--audio-video-limit",
+        type=float,
+        default=AUDIO_VIDEO_LIMIT_SECONDS,
+        metavar="SECONDS",
+        help="session length without contextWindowCompression, audio and video (default: %(default)g)",
+    )
+    limits.add_argument(
+        "--handle-validity",
+        type=float,
+        default=7200.0,
+        metavar="SECONDS",
+        help="how long a resumption handle stays valid after its session ended (default: %(default)g)",
     )
     p.add_argument("--pace", type=float, default=1.0, help="reply audio speed; 1 is real time")
     p.add_argument(
@@ -62,8 +99,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
-    if args.port < 0 or args.port > 65535 or args.pace <= 0:
-        print("speakerd emulator: --port must be 0..65535 and --pace positive", file=sys.stderr)
+    redact.install(args.api_key)
+    limits = (args.lifetime, args.go_away_before, args.audio_limit, args.audio_video_limit, args.handle_validity)
+    if args.port < 0 or args.port > 65535 or args.pace <= 0 or min(limits) < 0:
+        print("speakerd emulator: --port must be 0..65535, --pace positive and limits not negative", file=sys.stderr)
         return EX_USAGE
     try:
         emu = Emulator(
@@ -72,7 +111,11 @@ def main(argv: list[str]) -> int:
             host=args.host,
             port=args.port,
             cert_dir=args.cert_dir,
-            connection_lifetime_seconds=args.lifetime,
+            connection_lifetime_seconds=args.lifetime or None,
+            go_away_before_seconds=args.go_away_before,
+            audio_limit_seconds=args.audio_limit or None,
+            audio_video_limit_seconds=args.audio_video_limit or None,
+            handle_validity_seconds=args.handle_validity,
             pace=args.pace,
         )
     except (ScenarioError, AudioFileError) as e:

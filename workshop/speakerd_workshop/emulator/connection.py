@@ -5,6 +5,7 @@ constraints, resumption) and the start of the session.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from speakerd_workshop.emulator import models, wire
@@ -14,6 +15,8 @@ from speakerd_workshop.emulator.records import BAD_KEY, NO_KEY, Closing, Receive
 from speakerd_workshop.emulator.tokens import constrain
 from speakerd_workshop.emulator.vad import EnergyVad, VadSettings
 from speakerd_workshop.emulator.wire import Json
+
+log = logging.getLogger("speakerd_workshop.emulator")
 
 
 class Connection(TurnEngine):
@@ -72,9 +75,12 @@ class Connection(TurnEngine):
         rules = models.MODELS.get(model)
         if rules is None:
             raise Closing(1008, models.not_found_reason(model, info.api_version))
-        rejected = models.rejection(rules, setup)
+        rejected = models.rejection(rules, setup) or models.unsupported_tool(setup)
         if rejected:
             raise Closing(1008, rejected)
+        invalid = models.invalid_argument(setup)
+        if invalid:
+            raise Closing(1007, invalid)
         faults = self.emu.take_next_faults()
         if resume_handle:
             self.convo = self.emu.resume(str(resume_handle), model)
@@ -87,6 +93,7 @@ class Connection(TurnEngine):
             info.resumed_handle = resume_handle
         self.rules = rules
         self.setup = setup
+        log.debug("connection %d: setup %s%s", info.id, model, f" resuming {resume_handle}" if resume_handle else "")
         ric = setup.get("realtimeInputConfig") or {}
         aad = ric.get("automaticActivityDetection") or {}
         self.manual = bool(aad.get("disabled"))
@@ -123,7 +130,8 @@ class Connection(TurnEngine):
             if f.kind in ("close", "drop", "malformed", "oversized", "raw") and f.during == "reply":
                 self.faults.append(f)
             elif f.kind == "go_away":
-                self.spawn(self._go_away(self.emu.go_away_before_seconds))
+                self.spawn(self._go_away(f.seconds or self.emu.go_away_before_seconds))
+        self.spawn(self._session_limit())
         if self.emu.connection_lifetime_seconds is not None:
             self.spawn(self._lifetime(self.emu.connection_lifetime_seconds))
         self.spawn(self._turn_worker())

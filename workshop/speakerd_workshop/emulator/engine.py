@@ -6,25 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 import uuid
-from pathlib import Path
 
-from speakerd_workshop.emulator import models, tts, video, wire
-from speakerd_workshop.emulator.faults import ABORTED_REASON, REJECTED, FaultActions
+from speakerd_workshop.emulator import models, video, wire
+from speakerd_workshop.emulator.answer import DONE, FILLER, decide
+from speakerd_workshop.emulator.faults import ABORTED_REASON, REJECTED
 from speakerd_workshop.emulator.records import Closing, Pending
+from speakerd_workshop.emulator.voice import Voice
 from speakerd_workshop.emulator.wire import Json
 
-OUTPUT_MIME = "audio/pcm;rate=24000"
-CHUNK_SECONDS = 0.08  # reply audio per message
-BURST_SECONDS = 0.5  # how far reply audio runs ahead of real time, like the service's bursts
-TOKENS_PER_SECOND = 25  # audio tokens per second, for usageMetadata
 # abort_on_input spares audio the client sent before it could have seen the call (in flight).
 ABORT_GRACE_SECONDS = 0.5
 
-
-class TurnEngine(FaultActions):
+class TurnEngine(Voice):
     """Client input in, model turns out."""
 
     def _resumption(self) -> None:
@@ -100,6 +95,7 @@ class TurnEngine(FaultActions):
                 self._user_turn("audio", None, "activityEnd")
         text = body.get("text")
         if isinstance(text, str) and text:
+            self._text_allowed()
             self._activity_start("text")
             self._user_turn("text", text, "text")
 
@@ -110,8 +106,14 @@ class TurnEngine(FaultActions):
         count, self.frames_mark = self.frames_total - self.frames_mark, self.frames_total
         return text.replace("{frames}", str(count))
 
+    def _text_allowed(self) -> None:
+        assert self.rules is not None
+        if not self.rules.text_input:
+            raise Closing(1008, f"text input is not supported by models/{self.rules.name}.")
+
     def _client_content(self, body: Json) -> None:
         assert self.rules is not None
+        self._text_allowed()
         if not self.rules.client_content_anytime and (
             self.seen_realtime
             or not (self.setup.get("historyConfig") or {}).get("initialHistoryInClientContent")
@@ -206,16 +208,19 @@ class TurnEngine(FaultActions):
 
     async def _respond(self, kind: str, text: str | None) -> None:
         assert self.rules is not None
-        turn = self.emu.scenario.turn(self.convo.turn_index)
+        scenario = self.emu.scenario
+        exchange = None
+        if kind == "audio":
+            text, exchange = scenario.heard(self.convo.spoken_index, self.convo.turn_index)
+            self.convo.spoken_index += 1
+        turn_index = self.convo.turn_index
         self.convo.turn_index += 1
         prompt_seconds, self.turn_audio_seconds = self.turn_audio_seconds, 0.0
-        if kind == "audio":
-            text = turn.user_transcript
-            if text and "inputAudioTranscription" in self.setup:
-                self.send(
-                    {"serverContent": {"inputTranscription": {"text": text, "finished": True}}},
-                    tag="inputTranscription",
-                )
+        if kind == "audio" and text and "inputAudioTranscription" in self.setup:
+            self.send(
+                {"serverContent": {"inputTranscription": {"text": text, "finished": True}}},
+                tag="inputTranscription",
+            )
         self.convo.history.append({"role": "user", "text": text or ""})
         self._resumption()
         b = self.behaviour
@@ -233,11 +238,14 @@ class TurnEngine(FaultActions):
         if self.emu.reply_delay_seconds > 0:
             await asyncio.sleep(self.emu.reply_delay_seconds)
         declared = {str(d.get("name")): d for d in models.declarations(self.setup)}
+        answer = decide(
+            scenario, text or "", exchange, turn_index, set(declared), models.search_declared(self.setup)
+        )
+        for name in answer.undeclared:
+            self.emu.event(self.info.id, "toolNotDeclared", name=name)
+        turn = answer.turn
         calls = []
-        for spec in turn.tool_calls:
-            if spec.name not in declared:
-                self.emu.event(self.info.id, "toolNotDeclared", name=spec.name)
-                continue
+        for spec in answer.calls:
             behavior = declared[spec.name].get("behavior")
             nb = spec.non_blocking
             if nb is None:
@@ -257,75 +265,13 @@ class TurnEngine(FaultActions):
                 results = await asyncio.gather(*(p.future for p in blocking))
                 for p, r in zip(blocking, results, strict=True):
                     self.convo.history.append({"role": "tool", "name": p.name, "response": r})
-                reply = self._frames(_fill(turn.after_tool_text or turn.reply_text, list(results)))
+                reply = self._frames(_fill(turn.after_tool_text or turn.reply_text or DONE, list(results)))
                 audio = None
-        await self._speak(reply, audio, prompt_seconds, len((text or "").split()))
-
-    async def _speak_turn(self, text: str) -> None:
-        await self._speak(text, None, 0.0, 0)
-
-    async def _speak(self, text: str, audio: Path | None, prompt_seconds: float, prompt_words: int) -> None:
-        assert self.rules is not None
-        pcm = (
-            await asyncio.to_thread(tts.read_wav, audio)
-            if audio
-            else await asyncio.to_thread(tts.synthesize, text)
-        )
-        chunk_seconds = self.behaviour.chunk_seconds or CHUNK_SECONDS
-        pace = self.behaviour.pace or self.emu.pace
-        step = int(tts.OUTPUT_RATE * chunk_seconds) * 2
-        chunks = [pcm[i : i + step] for i in range(0, len(pcm), step)]
-        pieces = re.findall(r"\s*\S+\s*", text) if "outputAudioTranscription" in self.setup else []
-        per_chunk: list[list[str]] = [[] for _ in chunks] or [[]]
-        for i, piece in enumerate(pieces):
-            per_chunk[min(len(per_chunk) - 1, i * len(per_chunk) // max(1, len(pieces)))].append(piece)
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
-        sent = 0.0
-        for k, chunk in enumerate(chunks or [b""]):
-            target = t0 + max(0.0, sent - BURST_SECONDS) / pace
-            if target > loop.time():
-                await asyncio.sleep(target - loop.time())
-            content: Json = {}
-            if chunk:
-                content["modelTurn"] = {
-                    "parts": [{"inlineData": {"mimeType": OUTPUT_MIME, "data": wire.b64encode(chunk)}}]
-                }
-            said = "".join(per_chunk[k]) if k < len(per_chunk) else ""
-            if said and self.rules.multi_part:
-                content["outputTranscription"] = {"text": said}
-            if content:
-                self.send({"serverContent": content}, tag="firstAudio" if k == 0 and chunk else None)
-            if said and not self.rules.multi_part:
-                self.send({"serverContent": {"outputTranscription": {"text": said}}})
-            self.chunks_in_reply += 1
-            self._reply_faults()
-            sent += len(chunk) / 2 / tts.OUTPUT_RATE
-        self.convo.history.append({"role": "model", "text": text})
-        self.send({"serverContent": {"generationComplete": True}}, tag="generationComplete")
-        if self.behaviour.turn_complete_delay > 0:
-            self.emu.event(self.info.id, "lateTurnComplete", seconds=self.behaviour.turn_complete_delay)
-            await asyncio.sleep(self.behaviour.turn_complete_delay)
-        audio_prompt = int(prompt_seconds * TOKENS_PER_SECOND) + prompt_words
-        frame_tokens, self.frame_tokens = self.frame_tokens, 0
-        prompt = audio_prompt + frame_tokens
-        response = int(sent * TOKENS_PER_SECOND)
-        details = [{"modality": "AUDIO", "tokenCount": audio_prompt}]
-        if frame_tokens:
-            details.append({"modality": "VIDEO", "tokenCount": frame_tokens})
-        self.send(
-            {
-                "serverContent": {"turnComplete": True},
-                "usageMetadata": {
-                    "promptTokenCount": prompt,
-                    "responseTokenCount": response,
-                    "totalTokenCount": prompt + response,
-                    "promptTokensDetails": details,
-                    "responseTokensDetails": [{"modality": "AUDIO", "tokenCount": response}],
-                },
-            },
-            tag="turnComplete",
-        )
+            elif not reply and audio is None:
+                reply = FILLER  # never a silent turn: the result is spoken when it arrives
+        if answer.grounding is not None:
+            self.emu.event(self.info.id, "grounding", queries=answer.grounding["webSearchQueries"])
+        await self._speak(reply, audio, prompt_seconds, len((text or "").split()), answer.grounding)
 
 
 def _fill(template: str, results: list[Json]) -> str:

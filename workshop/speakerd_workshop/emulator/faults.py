@@ -5,6 +5,7 @@ goAway), the connection lifetime and the session-length limits production enforc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -33,6 +34,12 @@ ABORTED_REASON = "The operation was aborted."
 REJECTED = "RESPONSE_REJECTED"
 RawFrame = str | bytes  # str: a text frame (UTF-8, lone surrogates kept as-is); bytes: a binary frame
 
+# Production's limits (reference live-protocol.md §4); each is shortened by a flag for tests.
+LIFETIME_SECONDS = 600.0  # a connection lasts about 10 minutes...
+GO_AWAY_BEFORE_SECONDS = 60.0  # ...and goAway.timeLeft is about 60 s before the close
+AUDIO_LIMIT_SECONDS = 900.0  # a session without contextWindowCompression: audio-only 15 minutes
+AUDIO_VIDEO_LIMIT_SECONDS = video.AUDIO_VIDEO_LIMIT_SECONDS  # audio+video 2 minutes
+
 
 @dataclass(frozen=True)
 class Fault:
@@ -41,8 +48,8 @@ class Fault:
     - close/drop/malformed/oversized: ``during`` "setup" (instead of setupComplete), "reply" (after
       ``after_chunks`` audio messages of the next reply) or "now" (current connection at once).
     - stall: hold setupComplete back ``seconds`` (0: forever). delay: hold every message ``seconds``.
-    - go_away: send goAway{timeLeft=go_away_before_seconds} (at once or right after setupComplete),
-      then close 1000 when the time is up.
+    - go_away: send goAway{timeLeft=``seconds``, or the emulator's go_away_before_seconds when 0}
+      (at once or right after setupComplete), then close 1000 when the time is up.
     - raw: send ``frames`` exactly as given (for fuzzing the client), "setup" before setupComplete,
       then go on normally; with ``then_close`` close with ``code``/``reason`` right after them.
 
@@ -85,7 +92,7 @@ class FaultActions(Link):
         elif fault.kind == "delay":
             self.delay = fault.seconds
         elif fault.kind == "go_away" and fault.during in ("now", "setup"):
-            self.spawn(self._go_away(self.emu.go_away_before_seconds))
+            self.spawn(self._go_away(fault.seconds or self.emu.go_away_before_seconds))
         elif fault.during == "now":
             self._act(fault)
         else:
@@ -147,7 +154,7 @@ class FaultActions(Link):
             )
             self.out.put_nowait(("raw", filler, None))
         elif fault.kind == "go_away":
-            self.spawn(self._go_away(self.emu.go_away_before_seconds))
+            self.spawn(self._go_away(fault.seconds or self.emu.go_away_before_seconds))
         elif fault.kind == "raw":
             for frame in fault.frames:
                 self.out.put_nowait(("raw", frame, "rawFrame"))
@@ -170,24 +177,38 @@ class FaultActions(Link):
         await self._go_away(before)
 
     def _media(self, kind: str) -> None:
-        """Note audio or video in the session; audio+video without compression gets its 2-minute limit."""
+        """Note audio or video in the session: audio+video has the shorter session limit."""
+        seen = (self.convo.had_audio, self.convo.had_video)
         if kind == "audio":
             self.convo.had_audio = True
         else:
             self.convo.had_video = True
-        if (
-            self.convo.had_audio
-            and self.convo.had_video
-            and not self.limit_armed
-            and "contextWindowCompression" not in self.setup
-        ):
-            self.limit_armed = True
-            self.spawn(self._session_limit())
+        if seen != (self.convo.had_audio, self.convo.had_video):
+            self.media_changed.set()
+
+    def session_limit(self) -> float | None:
+        """This session's length limit now, or None (compression on, or no limit configured)."""
+        if "contextWindowCompression" in self.setup:
+            return None
+        if self.convo.had_audio and self.convo.had_video:
+            return self.emu.audio_video_limit_seconds
+        return self.emu.audio_limit_seconds
 
     async def _session_limit(self) -> None:
-        limit = self.emu.audio_video_limit_seconds
-        await asyncio.sleep(max(0.0, self.convo.started + limit - time.monotonic()))
-        self.emu.event(self.info.id, "sessionLimit", media="audio+video", seconds=limit)
+        """End the session when its length limit is reached; the clock survives resumption."""
+        while True:
+            self.media_changed.clear()
+            limit = self.session_limit()
+            if limit is None:
+                await self.media_changed.wait()
+                continue
+            left = self.convo.started + limit - time.monotonic()
+            if left <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.media_changed.wait(), left)
+        media = "audio+video" if self.convo.had_audio and self.convo.had_video else "audio"
+        self.emu.event(self.info.id, "sessionLimit", media=media, seconds=limit)
         self.close(1011, video.LIMIT_REASON)
 
 

@@ -74,7 +74,7 @@ class Link:
         self.frames_total = 0  # image frames received on this connection
         self.frames_mark = 0  # frames already told of by a {frames} placeholder
         self.frame_tokens = 0  # VIDEO prompt tokens not yet reported in usageMetadata
-        self.limit_armed = False
+        self.media_changed = asyncio.Event()  # audio or video seen for the first time
         self.behaviour = Behaviour()
         # The protocol answers pings by itself; a slow_pong fault holds the answer back.
         self._send_frame = protocol.send_frame
@@ -138,6 +138,7 @@ class Link:
                 self.info.closed_reason = reason
                 self.info.closed_by = by
                 self.info.closed = time.monotonic()
+                log.debug("connection %d: closed %s %r by %s", self.info.id, code, reason, by)
             self.emu.cond.notify_all()
 
     async def _writer(self) -> None:

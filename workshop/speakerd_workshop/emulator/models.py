@@ -6,6 +6,7 @@ same, so the session client's per-model option mapping is tested against the sam
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,8 @@ class ModelRules:
     client_content_anytime: bool = True  # False: only to seed history, before realtime input
     tools: bool = True
     system_instruction: bool = True
+    text_input: bool = True  # realtimeInput.text and clientContent
+    translation: bool = False  # generationConfig.translationConfig
 
 
 MODELS: dict[str, ModelRules] = {
@@ -56,10 +59,15 @@ MODELS: dict[str, ModelRules] = {
             proactive_audio="yes",
             multi_part=False,
         ),
-        ModelRules("gemini-3.5-live-translate-preview", tools=False, system_instruction=False),
+        ModelRules(
+            "gemini-3.5-live-translate-preview",
+            tools=False,
+            system_instruction=False,
+            text_input=False,
+            translation=True,
+        ),
     )
 }
-
 
 
 def not_found_reason(model: str, api_version: str) -> str:
@@ -92,6 +100,8 @@ def rejection(rules: ModelRules, setup: Json) -> str | None:
         bad = "tools"
     elif setup.get("systemInstruction") and not rules.system_instruction:
         bad = "systemInstruction"
+    elif gen.get("translationConfig") is not None and not rules.translation:
+        bad = "translationConfig"
     elif not rules.non_blocking_allowed and any(
         d.get("behavior") == "NON_BLOCKING" for d in declarations(setup)
     ):
@@ -108,3 +118,48 @@ def declarations(setup: Json) -> list[Json]:
         if isinstance(tool, dict):
             out.extend(d for d in tool.get("functionDeclarations") or [] if isinstance(d, dict))
     return out
+
+
+# The prebuilt voices of the native-audio Live models (ai.google.dev speech generation voice list).
+PREBUILT_VOICES = frozenset(
+    {
+        "Zephyr", "Puck", "Charon", "Kore", "Fenrir", "Leda", "Orus", "Aoede", "Callirrhoe", "Autonoe",
+        "Enceladus", "Iapetus", "Umbriel", "Algieba", "Despina", "Erinome", "Algenib", "Rasalgethi",
+        "Laomedeia", "Achernar", "Alnilam", "Schedar", "Gacrux", "Pulcherrima", "Achird",
+        "Zubenelgenubi", "Vindemiatrix", "Sadachbia", "Sadaltager", "Sulafat",
+    }
+)  # fmt: skip
+_VOICES_FOLDED = {v.lower() for v in PREBUILT_VOICES}
+# A BCP-47 tag as the service takes it: language, optional script, optional region ("en-US", "cmn-CN").
+_LANGUAGE_CODE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?$")
+# Tools the Gemini API has but the Live API refuses.
+UNSUPPORTED_TOOLS = ("codeExecution", "urlContext")
+INVALID_ARGUMENT = "Request contains an invalid argument."
+NOT_SUPPORTED = "Operation is not implemented, or supported, or enabled."
+
+
+def invalid_argument(setup: Json) -> str | None:
+    """Why the service would refuse this setup as an invalid argument (close 1007), or None."""
+    speech: Json = (setup.get("generationConfig") or {}).get("speechConfig") or {}
+    voice = ((speech.get("voiceConfig") or {}).get("prebuiltVoiceConfig") or {}).get("voiceName")
+    if voice is not None and str(voice).lower() not in _VOICES_FOLDED:
+        return f"{INVALID_ARGUMENT} Unknown prebuilt voice {str(voice)[:30]!r}."
+    language = speech.get("languageCode")
+    if language is not None and not _LANGUAGE_CODE.match(str(language)):
+        return f"{INVALID_ARGUMENT} Invalid language code {str(language)[:20]!r}."
+    return None
+
+
+def unsupported_tool(setup: Json) -> str | None:
+    """The reason a tool the Live API does not offer is refused (close 1008), or None."""
+    for tool in setup.get("tools") or []:
+        if isinstance(tool, dict) and any(k in tool for k in UNSUPPORTED_TOOLS):
+            return NOT_SUPPORTED
+    return None
+
+
+def search_declared(setup: Json) -> bool:
+    """Whether the client declared Google Search grounding (``googleSearch`` or the older ``googleSearchRetrieval``)."""
+    return any(
+        isinstance(t, dict) and ("googleSearch" in t or "googleSearchRetrieval" in t) for t in setup.get("tools") or []
+    )

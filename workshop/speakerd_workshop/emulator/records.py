@@ -60,7 +60,8 @@ class ServerEvent:
 @dataclass
 class Conversation:
     history: list[Json] = field(default_factory=list)
-    turn_index: int = 0
+    turn_index: int = 0  # user turns of any kind
+    spoken_index: int = 0  # spoken user turns (what ``hears`` counts)
     # The session's clock and media carry over resumption: the length limits are per session.
     started: float = field(default_factory=time.monotonic)
     had_audio: bool = False

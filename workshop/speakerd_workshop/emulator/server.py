@@ -23,10 +23,19 @@ from typing import Any
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
-from speakerd_workshop.emulator import video, wire
+from speakerd_workshop.emulator import redact, video, wire
 from speakerd_workshop.emulator.certs import CertFiles, ensure_certs
 from speakerd_workshop.emulator.connection import Connection
-from speakerd_workshop.emulator.faults import Fault, FaultKind, RawFrame, fault
+from speakerd_workshop.emulator.faults import (
+    AUDIO_LIMIT_SECONDS,
+    AUDIO_VIDEO_LIMIT_SECONDS,
+    GO_AWAY_BEFORE_SECONDS,
+    LIFETIME_SECONDS,
+    Fault,
+    FaultKind,
+    RawFrame,
+    fault,
+)
 from speakerd_workshop.emulator.link import Link
 from speakerd_workshop.emulator.records import (
     Closing,
@@ -72,11 +81,12 @@ class Emulator:
         port: int = 0,
         cert_dir: Path | None = None,
         handle_validity_seconds: float = 7200,
-        connection_lifetime_seconds: float | None = None,
-        go_away_before_seconds: float = 5.0,
+        connection_lifetime_seconds: float | None = LIFETIME_SECONDS,
+        go_away_before_seconds: float = GO_AWAY_BEFORE_SECONDS,
         pace: float = 1.0,
         reply_delay_seconds: float = 0.0,
-        audio_video_limit_seconds: float = video.AUDIO_VIDEO_LIMIT_SECONDS,
+        audio_limit_seconds: float | None = AUDIO_LIMIT_SECONDS,
+        audio_video_limit_seconds: float | None = AUDIO_VIDEO_LIMIT_SECONDS,
     ) -> None:
         if scenario is None:
             scenario = Path(__file__).with_name("scenarios") / "default.toml"
@@ -92,6 +102,7 @@ class Emulator:
         self.go_away_before_seconds = go_away_before_seconds
         self.pace = pace
         self.reply_delay_seconds = reply_delay_seconds
+        self.audio_limit_seconds = audio_limit_seconds
         self.audio_video_limit_seconds = audio_video_limit_seconds
         self.cond = threading.Condition(threading.RLock())
         self._received: list[Received] = []
@@ -116,6 +127,7 @@ class Emulator:
             cert_dir = Path(self._tmp.name)
         else:
             cert_dir = self.cert_dir
+        redact.protect(self.api_key)
         self.certs = await asyncio.to_thread(ensure_certs, cert_dir)
         self._server = await asyncio.start_server(
             self._serve, self.host, self.port, ssl=self.certs.server_context(), limit=1 << 16
@@ -289,6 +301,7 @@ class Emulator:
         length = int(headers.get("content-length", "0") or 0)
         body = await reader.readexactly(length) if length else b""
         status, payload = self.token_store.http_response(self.api_key, method, target, headers, body)
+        log.debug("%s %s: %d %s", method, target, status, payload.get("name") or payload.get("error", ""))
         raw = json.dumps(payload).encode()
         reason = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found"}[status]
         writer.write(
@@ -336,6 +349,7 @@ class Emulator:
             )
             self._connections.append(info)
             self.cond.notify_all()
+        log.debug("connection %d: GET %s (auth %s)", info.id, request.path, auth)
         conn = Connection(self, info, protocol, reader, writer)
         self._live[info.id] = conn
         try:

@@ -14,6 +14,12 @@ from typing import Any
 
 from google.genai import types
 
+from speakerd_workshop.emulator.faults import (
+    AUDIO_LIMIT_SECONDS,
+    AUDIO_VIDEO_LIMIT_SECONDS,
+    GO_AWAY_BEFORE_SECONDS,
+    LIFETIME_SECONDS,
+)
 from speakerd_workshop.emulator.scenario import Scenario
 from speakerd_workshop.emulator.server import (
     ConnectionInfo,
@@ -23,7 +29,6 @@ from speakerd_workshop.emulator.server import (
     Received,
     ServerEvent,
 )
-from speakerd_workshop.emulator.video import AUDIO_VIDEO_LIMIT_SECONDS
 
 
 class EmulatorThread:
@@ -36,12 +41,13 @@ class EmulatorThread:
         *,
         cert_dir: Path | None = None,
         handle_validity_seconds: float = 7200,
-        connection_lifetime_seconds: float | None = None,
-        go_away_before_seconds: float = 5.0,
+        connection_lifetime_seconds: float | None = LIFETIME_SECONDS,
+        go_away_before_seconds: float = GO_AWAY_BEFORE_SECONDS,
         pace: float = 1.0,
         reply_delay_seconds: float = 0.0,
         port: int = 0,
-        audio_video_limit_seconds: float = AUDIO_VIDEO_LIMIT_SECONDS,
+        audio_limit_seconds: float | None = AUDIO_LIMIT_SECONDS,
+        audio_video_limit_seconds: float | None = AUDIO_VIDEO_LIMIT_SECONDS,
     ) -> None:
         self.emulator = Emulator(
             scenario,
@@ -53,6 +59,7 @@ class EmulatorThread:
             go_away_before_seconds=go_away_before_seconds,
             pace=pace,
             reply_delay_seconds=reply_delay_seconds,
+            audio_limit_seconds=audio_limit_seconds,
             audio_video_limit_seconds=audio_video_limit_seconds,
         )
         self.api_key = api_key
