@@ -52,6 +52,9 @@ class Dispatcher:
 
     def new_connection(self) -> None:
         self.generating = False
+        # A call pending on the old socket is not pending on this one: holding the microphone back
+        # now would starve the service's VAD of the silence that ends the replayed question.
+        self.blocking.clear()
 
     def holding_mic(self) -> bool:
         """While a BLOCKING call is unanswered the service aborts (1008) on new input: hold it back."""

@@ -4,6 +4,7 @@ what the session does about each, with the real SDK over TLS."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -339,3 +340,25 @@ def test_quota_backoff_starts_higher_and_is_capped_higher() -> None:
     assert min(backoff(1, 60.0, quota=True) for _ in range(50)) >= 1.0 > max(
         backoff(1, 60.0, quota=False) for _ in range(50))
     assert max(backoff(12, 60.0, quota=True) for _ in range(50)) > 60.0
+
+
+async def test_a_drop_during_a_blocking_call_releases_the_microphone(tmp_path: Path, cert_dir: Path) -> None:
+    """The call was pending on the old socket; on the new one the replayed question needs the
+    silence after it to reach the service's VAD."""
+    with EmulatorThread(LOOKUP, api_key=KEY, cert_dir=cert_dir, pace=6.0) as emu:
+        rec = Recorder()
+        session = lookup_session(tmp_path, emu, rec)
+        await session.open()
+        await say(session, question())
+        await rec.wait(lambda: session.dispatch.tool_tasks)
+        assert session.dispatch.holding_mic()
+        old = set(session.dispatch.blocking)
+        emu.inject(Fault("drop", target="current", during="now"))
+        await rec.wait(lambda: len(emu.connections) == 2 and session.is_open)
+        assert not old & set(session.dispatch.blocking)  # (the replayed question may bring a new call)
+        deadline = time.monotonic() + 30.0
+        while not model_text(rec).strip().endswith("The lookup said 42."):  # the mic streams on
+            assert time.monotonic() < deadline, "the replayed question was never answered"
+            session.send_audio(quiet(0.08))
+            await asyncio.sleep(0.08)
+        await session.close()
