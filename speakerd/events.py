@@ -189,6 +189,28 @@ class SessionState:
     resumed: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class TurnRejected:
+    """The model ended a turn without a reply (``turnCompleteReason``, e.g. RESPONSE_REJECTED).
+
+    A TurnComplete follows. ``in_a_row`` counts such turns; ``fresh_session``: this one was the
+    last straw and the session is starting over without its handle.
+    """
+
+    reason: str
+    in_a_row: int
+    fresh_session: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseStalled:
+    """No reply ``waited_seconds`` after the user's turn ended. ``retrying``: the session resumes
+    and asks again (a warning); otherwise it gave up on this turn (show the failure)."""
+
+    waited_seconds: float
+    retrying: bool
+
+
 LiveEvent = (
     ReplyAudio
     | Transcript
@@ -200,4 +222,6 @@ LiveEvent = (
     | ToolCancelled
     | GoAway
     | SessionState
+    | TurnRejected
+    | ResponseStalled
 )

@@ -5,13 +5,17 @@ from speakerd.live.connect_config import (
     connect_config_warnings,
     http_options,
     options_for,
+    with_keepalive,
 )
-from speakerd.live.session import LiveError, LiveSession, SessionStats
+from speakerd.live.policy import LiveError, SessionStats
+from speakerd.live.session import LiveSession
 from speakerd.live.store import ResumptionStore
 from speakerd.live.tokens import BrokerPolicy, TokenBroker, TokenError, TokenSource
 from speakerd.live.tools import ToolArgumentError, ToolRegistry, ToolSpec
+from speakerd.live.watchdog import DEFAULT_RESPONSE_TIMEOUT_SECONDS
 
 __all__ = [
+    "DEFAULT_RESPONSE_TIMEOUT_SECONDS",
     "BrokerPolicy",
     "LiveError",
     "LiveSession",
@@ -27,4 +31,5 @@ __all__ = [
     "connect_config_warnings",
     "http_options",
     "options_for",
+    "with_keepalive",
 ]

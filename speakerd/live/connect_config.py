@@ -142,16 +142,38 @@ def _model_options(cfg: types.LiveConnectConfig, live: LiveSettings, opts: Model
     return [f"{option} is not supported by {live.model}; ignored" for option in ignored]
 
 
-def http_options(live: LiveSettings, *, api_version: str | None = None) -> types.HttpOptions | None:
-    """Endpoint and CA overrides (the emulator, a proxy); None for Google's service as is."""
+# The service's pongs take 8-30 s (reference live-service-behaviours.md, "keepalive ping timeout");
+# the `websockets` defaults (20 s interval, 20 s timeout) cut healthy sessions. A ping every 30 s
+# with 90 s to answer still finds a half-open TCP link on an idle session; while a reply is due the
+# response watchdog notices a dead link much sooner.
+KEEPALIVE_INTERVAL_SECONDS = 30.0
+KEEPALIVE_TIMEOUT_SECONDS = 90.0
+
+
+def http_options(live: LiveSettings, *, api_version: str | None = None) -> types.HttpOptions:
+    """Endpoint and CA overrides (the emulator, a proxy) and the WebSocket keepalive."""
     version = api_version or live.api_version
     if live.endpoint is None and live.ca_file is None:
-        return types.HttpOptions(api_version=version)
+        return with_keepalive(types.HttpOptions(api_version=version))
     args: dict[str, object] = {}
     if live.ca_file is not None:
         ctx = ssl.create_default_context(cafile=str(live.ca_file))
         args = {"ssl": ctx, "verify": ctx}
-    return types.HttpOptions(
+    return with_keepalive(types.HttpOptions(
         base_url=live.endpoint, api_version=version,
         async_client_args=args or None, client_args={"verify": args["verify"]} if args else None,
-    )
+    ))
+
+
+def with_keepalive(opts: types.HttpOptions, *, interval: float = KEEPALIVE_INTERVAL_SECONDS,
+                   timeout: float = KEEPALIVE_TIMEOUT_SECONDS) -> types.HttpOptions:
+    """``opts`` with WebSocket ping settings, unless the caller set their own.
+
+    The SDK hands ``async_client_args`` keys that ``websockets.connect`` takes to it (and drops
+    them for httpx/aiohttp, whose signatures lack them): this is the only way to set them.
+    """
+    args = dict(opts.async_client_args or {})
+    if "ping_interval" in args or "ping_timeout" in args:
+        return opts
+    args.update(ping_interval=interval, ping_timeout=timeout)
+    return opts.model_copy(update={"async_client_args": args})

@@ -81,16 +81,23 @@ async def test_repeated_1011_backs_off_with_jitter_up_to_the_cap(tmp_path: Path,
     await session.close()
 
 
-async def test_1008_while_running_stops_with_one_line(tmp_path: Path, emu: EmulatorThread) -> None:
+async def test_1008_after_setup_resumes_once_then_stops_with_one_line(tmp_path: Path, emu: EmulatorThread) -> None:
     rec = Recorder()
     session = make_session(make_cfg(tmp_path, emu), rec)
     await session.open()
+    # The key and model were accepted at setup: a 1008 now is the service aborting, resumed once.
+    emu.inject(Fault("close", code=1008, reason="The operation was aborted.", target="current", during="now"))
+    await rec.wait(lambda: len(emu.connections) == 2 and session.is_open)
+    assert emu.connections[1].resumed_handle is not None
+    assert not any(e.phase == "failed" for e in rec.of(SessionState))
+    # A second one with no turn in between is not a fluke: one line, fatal, no more connections.
     emu.inject(Fault("close", code=1008, reason="Permission denied.", target="current", during="now"))
     await rec.wait(lambda: any(e.phase == "failed" for e in rec.of(SessionState)))
     failed = next(e for e in rec.of(SessionState) if e.phase == "failed")
     assert failed.fatal and "1008" in failed.detail and "\n" not in failed.detail and KEY not in failed.detail
     await asyncio.sleep(1.0)
-    assert len(emu.connections) == 1
+    assert len(emu.connections) == 2
+    assert session.stats.last_close_code == 1008 and session.stats.last_close_reason == "Permission denied."
     await session.close()
 
 

@@ -42,6 +42,7 @@ class Case:
     expected: str
     run: Callable[[Path], str]
     heavy: bool = False  # opt-in (SPEAKERD_SOAK=1)
+    wiring: str | None = None  # what the daemon still has to do before this can pass (expected to fail)
 
 
 def make_rig(workdir: Path, *, config: str = "", scenario: Scenario | None = None,

@@ -15,7 +15,12 @@ from tests.reliability.matrix import ALL_CASES
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("case", ALL_CASES, ids=[f"{c.area}-{c.id}" for c in ALL_CASES])
+def _param(case: Case) -> object:
+    marks = [pytest.mark.xfail(strict=False, reason=case.wiring)] if case.wiring else []
+    return pytest.param(case, id=f"{case.area}-{case.id}", marks=marks)
+
+
+@pytest.mark.parametrize("case", [_param(c) for c in ALL_CASES])
 def test_fault(case: Case, tmp_path: Path) -> None:
     try:
         print(f"{case.id}: {case.run(tmp_path)}")

@@ -10,7 +10,7 @@ import time
 
 from speakerd_workshop.emulator import models, wire
 from speakerd_workshop.emulator.engine import TurnEngine
-from speakerd_workshop.emulator.faults import Fault
+from speakerd_workshop.emulator.faults import BEHAVIOURS, Fault
 from speakerd_workshop.emulator.records import BAD_KEY, NO_KEY, Closing, Received
 from speakerd_workshop.emulator.tokens import constrain
 from speakerd_workshop.emulator.vad import EnergyVad, VadSettings
@@ -81,8 +81,12 @@ class Connection(TurnEngine):
         invalid = models.invalid_argument(setup)
         if invalid:
             raise Closing(1007, invalid)
+        faults = self.emu.take_next_faults()
         if resume_handle:
             self.convo = self.emu.resume(str(resume_handle), model)
+            if any(f.kind == "refuse_resume" for f in faults) and self.emu.session_open_elsewhere(self):
+                self.emu.event(info.id, "resumeRefused")
+                raise Closing(1011, "The session is still open on another connection.")
         with self.emu.cond:
             info.model = model
             info.setup = setup
@@ -97,7 +101,6 @@ class Connection(TurnEngine):
         self.interrupts = ric.get("activityHandling") != "NO_INTERRUPTION"
         if "contextWindowCompression" in setup:
             self.emu.event(info.id, "compression", config=setup["contextWindowCompression"])
-        faults = self.emu.take_next_faults()
         for f in faults:
             if f.kind == "delay":
                 self.delay = f.seconds
@@ -119,6 +122,9 @@ class Connection(TurnEngine):
                 if f.then_close:
                     return
         self.send({"setupComplete": {}}, tag="setupComplete")
+        for f in faults:
+            if f.kind in BEHAVIOURS:
+                self.behave(f)
         self._resumption()
         for f in faults:
             if f.kind in ("close", "drop", "malformed", "oversized", "raw") and f.during == "reply":

@@ -6,20 +6,27 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 
 from speakerd_workshop.emulator import models, video, wire
 from speakerd_workshop.emulator.answer import DONE, FILLER, decide
+from speakerd_workshop.emulator.faults import ABORTED_REASON, REJECTED
 from speakerd_workshop.emulator.records import Closing, Pending
 from speakerd_workshop.emulator.voice import Voice
 from speakerd_workshop.emulator.wire import Json
 
+# abort_on_input spares audio the client sent before it could have seen the call (in flight).
+ABORT_GRACE_SECONDS = 0.5
 
 class TurnEngine(Voice):
     """Client input in, model turns out."""
 
     def _resumption(self) -> None:
         if "sessionResumption" not in self.setup:
+            return
+        if self.behaviour.unresumable:
+            self.send({"sessionResumptionUpdate": {"resumable": False}})
             return
         busy = (self.reply is not None and not self.reply.done()) or bool(self.pending)
         if busy:
@@ -43,6 +50,9 @@ class TurnEngine(Voice):
             if not mime.startswith("audio/"):
                 continue
             self._media("audio")
+            if self.behaviour.abort_on_input and any(not p.non_blocking for p in self.pending.values()) \
+                    and time.monotonic() - self.behaviour.call_sent_at > ABORT_GRACE_SECONDS:
+                raise Closing(1008, ABORTED_REASON)
             rate = wire.pcm_rate(mime)
             if self.vad is not None:
                 for ev in self.vad.feed(pcm, rate):
@@ -213,6 +223,18 @@ class TurnEngine(Voice):
             )
         self.convo.history.append({"role": "user", "text": text or ""})
         self._resumption()
+        b = self.behaviour
+        if b.reject_turns > 0:
+            b.reject_turns -= 1
+            self.emu.event(self.info.id, "rejected")
+            self.send({"serverContent": {"turnComplete": True, "turnCompleteReason": REJECTED}}, tag="turnComplete")
+            return
+        if b.stall_replies > 0:
+            b.stall_replies -= 1
+            self.emu.event(self.info.id, "stallReply")
+            if b.stall_seconds <= 0:
+                await asyncio.Event().wait()  # until the connection ends
+            await asyncio.sleep(b.stall_seconds)
         if self.emu.reply_delay_seconds > 0:
             await asyncio.sleep(self.emu.reply_delay_seconds)
         declared = {str(d.get("name")): d for d in models.declarations(self.setup)}
@@ -236,6 +258,7 @@ class TurnEngine(Voice):
         audio = turn.reply_audio
         if calls:
             self.send({"toolCall": {"functionCalls": calls}}, tag="toolCall")
+            self.behaviour.call_sent_at = time.monotonic()
             self._resumption()
             blocking = [p for p in self.pending.values() if not p.non_blocking and p.turn is turn]
             if blocking:

@@ -10,10 +10,28 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from websockets.frames import Frame, Opcode
+
 from speakerd_workshop.emulator import video, wire
 from speakerd_workshop.emulator.link import Link
 
-FaultKind = Literal["drop", "close", "stall", "malformed", "oversized", "delay", "go_away", "raw"]
+BURST_CHUNK_SECONDS = 0.85  # 24 kHz s16le: about 40 KB of audio, about 55 KB as base64 JSON
+BURST_PACE = 15.0  # a 30 s reply in 2 s
+
+FaultKind = Literal[
+    "drop", "close", "stall", "malformed", "oversized", "delay", "go_away", "raw",
+    # production's behaviours (reference live-service-behaviours.md), one per row:
+    "slow_pong", "abort_on_input", "stall_reply", "reject", "late_turn_complete", "go_away_silent",
+    "refuse_resume", "unresumable", "burst", "slow_audio",
+]
+# Kinds that change how the connection behaves from now on rather than acting once.
+BEHAVIOURS = frozenset({
+    "slow_pong", "abort_on_input", "stall_reply", "reject", "late_turn_complete", "go_away_silent",
+    "unresumable", "burst", "slow_audio",
+})
+DEADLINE_REASON = "Deadline expired"
+ABORTED_REASON = "The operation was aborted."
+REJECTED = "RESPONSE_REJECTED"
 RawFrame = str | bytes  # str: a text frame (UTF-8, lone surrogates kept as-is); bytes: a binary frame
 
 # Production's limits (reference live-protocol.md §4); each is shortened by a flag for tests.
@@ -34,6 +52,23 @@ class Fault:
       (at once or right after setupComplete), then close 1000 when the time is up.
     - raw: send ``frames`` exactly as given (for fuzzing the client), "setup" before setupComplete,
       then go on normally; with ``then_close`` close with ``code``/``reason`` right after them.
+
+    Production's behaviours, for the rest of the connection ("now"/"current", or from setupComplete
+    of the next one); ``count`` turns where it says so:
+    - slow_pong: answer WebSocket pings after ``seconds`` (the service's pongs take 8-30 s).
+    - abort_on_input: microphone audio while a BLOCKING call is unanswered closes 1008 "The
+      operation was aborted.".
+    - stall_reply: the next ``count`` user turns are transcribed, then nothing (``seconds`` > 0:
+      the reply comes after that long), socket open.
+    - reject: the next ``count`` turns end with turnCompleteReason RESPONSE_REJECTED and no audio.
+    - late_turn_complete: turnComplete ``seconds`` after generationComplete.
+    - go_away_silent: goAway{timeLeft}, then nothing at all until a 1011 "Deadline expired".
+    - refuse_resume (next connection): a resume while a socket of the same session is open is
+      refused with 1011.
+    - unresumable: every sessionResumptionUpdate says resumable false with no handle.
+    - burst: reply audio in messages of ``seconds`` of audio (0: 0.85 s, about 40 KB) sent as fast
+      as the socket takes them.
+    - slow_audio: reply audio at ``seconds`` times real time (e.g. 0.8).
     """
 
     kind: FaultKind
@@ -45,13 +80,16 @@ class Fault:
     seconds: float = 0.0
     frames: tuple[RawFrame, ...] = ()
     then_close: bool = False
+    count: int = 1
 
 
 class FaultActions(Link):
     """Acting out faults and limits on one connection."""
 
     def add_fault(self, fault: Fault) -> None:
-        if fault.kind == "delay":
+        if fault.kind in BEHAVIOURS:
+            self.behave(fault)
+        elif fault.kind == "delay":
             self.delay = fault.seconds
         elif fault.kind == "go_away" and fault.during in ("now", "setup"):
             self.spawn(self._go_away(fault.seconds or self.emu.go_away_before_seconds))
@@ -59,6 +97,48 @@ class FaultActions(Link):
             self._act(fault)
         else:
             self.faults.append(fault)
+
+    def behave(self, fault: Fault) -> None:
+        """Switch on one of production's behaviours for the rest of this connection."""
+        self.emu.event(self.info.id, "fault", fault=fault.kind)
+        b = self.behaviour
+        if fault.kind == "slow_pong":
+            b.pong_delay = fault.seconds
+        elif fault.kind == "abort_on_input":
+            b.abort_on_input = True
+        elif fault.kind == "stall_reply":
+            b.stall_replies += fault.count
+            b.stall_seconds = fault.seconds
+        elif fault.kind == "reject":
+            b.reject_turns += fault.count
+        elif fault.kind == "late_turn_complete":
+            b.turn_complete_delay = fault.seconds
+        elif fault.kind == "go_away_silent":
+            self.spawn(self._go_away_silent(self.emu.go_away_before_seconds))
+        elif fault.kind == "unresumable":
+            b.unresumable = True
+        elif fault.kind == "burst":
+            b.chunk_seconds = fault.seconds or BURST_CHUNK_SECONDS
+            b.pace = BURST_PACE
+        elif fault.kind == "slow_audio":
+            b.pace = fault.seconds or 0.8
+
+    def delayed_pong(self, frame: Frame) -> bool:
+        """Hold a pong back ``pong_delay`` seconds; True if it was taken care of."""
+        delay = self.behaviour.pong_delay
+        if frame.opcode is not Opcode.PONG or delay <= 0:
+            return False
+        self.emu.event(self.info.id, "slowPong", seconds=delay)
+        self.spawn(self.late_frame(frame, delay))
+        return True
+
+    async def _go_away_silent(self, time_left: float) -> None:
+        self.send({"goAway": {"timeLeft": wire.duration(time_left)}}, tag="goAway")
+        # Reads on, sends nothing after the goAway: the client's timer must drive the move.
+        self.out.put_nowait(("call", lambda: setattr(self.behaviour, "silent", True), None))
+        await asyncio.sleep(time_left)
+        self.behaviour.silent = False
+        self.close(1011, DEADLINE_REASON)
 
     def _act(self, fault: Fault) -> None:
         self.emu.event(self.info.id, "fault", fault=fault.kind)

@@ -15,7 +15,14 @@ from websockets.frames import Frame, Opcode
 from websockets.server import ServerProtocol
 
 from speakerd_workshop.emulator import models, wire
-from speakerd_workshop.emulator.records import DEFAULT_REASONS, Closing, ConnectionInfo, Conversation, Pending
+from speakerd_workshop.emulator.records import (
+    DEFAULT_REASONS,
+    Behaviour,
+    Closing,
+    ConnectionInfo,
+    Conversation,
+    Pending,
+)
 from speakerd_workshop.emulator.vad import EnergyVad
 from speakerd_workshop.emulator.wire import Json, WireError
 
@@ -68,6 +75,10 @@ class Link:
         self.frames_mark = 0  # frames already told of by a {frames} placeholder
         self.frame_tokens = 0  # VIDEO prompt tokens not yet reported in usageMetadata
         self.media_changed = asyncio.Event()  # audio or video seen for the first time
+        self.behaviour = Behaviour()
+        # The protocol answers pings by itself; a slow_pong fault holds the answer back.
+        self._send_frame = protocol.send_frame
+        protocol.send_frame = self._outgoing_frame  # type: ignore[method-assign]
 
     # ---- plumbing --------------------------------------------------------------------------
 
@@ -86,6 +97,17 @@ class Link:
             elif not isinstance(exc, ConnectionError):
                 log.error("emulator task failed: %r", exc, exc_info=exc)
                 self.close(1011)
+
+    def _outgoing_frame(self, frame: Frame) -> None:
+        if not self.delayed_pong(frame):
+            self._send_frame(frame)
+
+    def delayed_pong(self, frame: Frame) -> bool:
+        return False
+
+    async def late_frame(self, frame: Frame, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self.out.put_nowait(("frame", frame, None))
 
     def flush(self) -> None:
         for data in self.protocol.data_to_send():
@@ -126,7 +148,11 @@ class Link:
                 await asyncio.sleep(self.delay)
             if self.info.closed is not None:
                 return
-            if kind == "msg":
+            if self.behaviour.silent and kind in ("msg", "raw"):
+                continue
+            if kind == "frame":
+                self._send_frame(payload)
+            elif kind == "msg":
                 data = wire.encode(payload)
                 if len(data) >= wire.MAX_FRAME_BYTES:
                     log.error("emulator message of %d bytes not sent", len(data))

@@ -92,3 +92,20 @@ class Closing(Exception):
         super().__init__(code)
         self.code = code
         self.reason = DEFAULT_REASONS.get(code, "") if reason is None else reason
+
+
+@dataclass
+class Behaviour:
+    """Production's behaviours switched on for one connection (see :class:`Fault`)."""
+
+    pong_delay: float = 0.0
+    abort_on_input: bool = False
+    stall_replies: int = 0
+    stall_seconds: float = 0.0
+    reject_turns: int = 0
+    turn_complete_delay: float = 0.0
+    silent: bool = False
+    unresumable: bool = False
+    chunk_seconds: float | None = None
+    pace: float | None = None
+    call_sent_at: float = 0.0  # the latest toolCall

@@ -232,6 +232,11 @@ class Emulator:
             raise RuntimeError("no open session to inject the fault into")
         live[-1].add_fault(fault)
 
+    def session_open_elsewhere(self, conn: Connection) -> bool:
+        """Another connection of ``conn``'s session (same start, carried over resumption) is open."""
+        return any(c is not conn and c.info.closed is None and c.convo.started == conn.convo.started
+                   for c in self._live.values())
+
     def take_next_faults(self) -> list[Fault]:
         faults, self._next_faults = self._next_faults, []
         return faults

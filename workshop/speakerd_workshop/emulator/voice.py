@@ -38,7 +38,9 @@ class Voice(FaultActions):
             if audio
             else await asyncio.to_thread(tts.synthesize, text)
         )
-        step = int(tts.OUTPUT_RATE * CHUNK_SECONDS) * 2
+        chunk_seconds = self.behaviour.chunk_seconds or CHUNK_SECONDS  # burst / slow_audio faults
+        pace = self.behaviour.pace or self.emu.pace
+        step = int(tts.OUTPUT_RATE * chunk_seconds) * 2
         chunks = [pcm[i : i + step] for i in range(0, len(pcm), step)]
         pieces = re.findall(r"\s*\S+\s*", text) if "outputAudioTranscription" in self.setup else []
         per_chunk: list[list[str]] = [[] for _ in chunks] or [[]]
@@ -48,7 +50,7 @@ class Voice(FaultActions):
         t0 = loop.time()
         sent = 0.0
         for k, chunk in enumerate(chunks or [b""]):
-            target = t0 + max(0.0, sent - BURST_SECONDS) / self.emu.pace
+            target = t0 + max(0.0, sent - BURST_SECONDS) / pace
             if target > loop.time():
                 await asyncio.sleep(target - loop.time())
             content: Json = {}
@@ -73,6 +75,9 @@ class Voice(FaultActions):
             sent += len(chunk) / 2 / tts.OUTPUT_RATE
         self.convo.history.append({"role": "model", "text": text})
         self.send({"serverContent": {"generationComplete": True}}, tag="generationComplete")
+        if self.behaviour.turn_complete_delay > 0:
+            self.emu.event(self.info.id, "lateTurnComplete", seconds=self.behaviour.turn_complete_delay)
+            await asyncio.sleep(self.behaviour.turn_complete_delay)
         audio_prompt = int(prompt_seconds * TOKENS_PER_SECOND) + prompt_words
         frame_tokens, self.frame_tokens = self.frame_tokens, 0
         prompt = audio_prompt + frame_tokens
