@@ -144,6 +144,11 @@ class HoldPlayback(_Effect):
 
 
 @dataclass(frozen=True, slots=True)
+class StopReply(_Effect):
+    """The person stopped the reply: tell the service to stop generating it (where it can)."""
+
+
+@dataclass(frozen=True, slots=True)
 class DismissAlarm(_Effect):
     """Stop the ringing alarm; what it was for is said next."""
 
@@ -166,5 +171,6 @@ Effect = (
     | CancelTimer
     | Log
     | HoldPlayback
+    | StopReply
     | DismissAlarm
 )

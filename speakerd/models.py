@@ -26,11 +26,16 @@ class ModelOptions:
     thinking: Literal["level", "budget", "any"] | None = None
     non_blocking_tools: bool = True
     languages: frozenset[str] = LIVE_LANGUAGES  # empty: any well-formed code is passed on
+    # clientContent{turnComplete} stops the model's reply (3.8): a button interrupt tells the
+    # service too, so its context does not keep a reply nobody heard. 3.1 takes clientContent only
+    # to seed history; on 2.5 it would start a new generation.
+    client_interrupt: bool = False
 
 
 MODELS: dict[str, ModelOptions] = {
-    "gemini-3.8-live": ModelOptions(proactive_audio="always"),
-    "gemini-3.8-live-extended-thinking": ModelOptions(proactive_audio="always", thinking="level"),
+    "gemini-3.8-live": ModelOptions(proactive_audio="always", client_interrupt=True),
+    "gemini-3.8-live-extended-thinking": ModelOptions(proactive_audio="always", thinking="level",
+                                                      client_interrupt=True),
     "gemini-3.1-flash-live-preview": ModelOptions(thinking="level", non_blocking_tools=False),
     # Google's Live tools page (checked 2026-12): 2.5 Flash Live calls functions synchronously and
     # asynchronously (NON_BLOCKING); 3.1 Flash Live synchronously only.

@@ -124,6 +124,10 @@ class LiveSessionPort(Protocol):
 
     def activity_end(self) -> None: ...
 
+    def interrupt(self) -> None: ...  # the person stopped the reply: stop generating it
+
+    def user_turn_ended(self) -> None: ...  # the local detector heard the person stop: a reply is due
+
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...

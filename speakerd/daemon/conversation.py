@@ -33,8 +33,9 @@ class Conversation:
         self.session: LiveSessionPort | None = None
         self.session_id: str | None = None
         self.last_error: str | None = None
-        self.ignored_events = 0
-        self.forget_on_close = False  # from superseded sessions (diagnostics and tests)
+        self.ignored_events = 0  # from superseded sessions (diagnostics and tests)
+        self.forget_on_close = False
+        self._reply_open = False  # reply audio came since the last end of a reply
         self._camera_announced = False
         self.transcripts = Transcripts(lambda: self.session_id or "",
                                        lambda: daemon.cfg.settings.logging.transcripts,
@@ -92,6 +93,7 @@ class Conversation:
         elif self.forget_on_close:
             self._d.store.clear()
         self.forget_on_close = False
+        self._reply_open = False  # reply audio came since the last end of a reply
 
     async def _close(self, session: LiveSessionPort, *, forget: bool) -> None:
         await session.close()
@@ -136,16 +138,33 @@ class Conversation:
             case ev.Interrupted():
                 self.transcripts.interrupted()
                 log.info("interrupted by voice")
+            case ev.GenerationComplete():
+                self._end_of_reply()  # the rest of the turn may come seconds later
             case ev.TurnComplete(usage=usage):
                 self.transcripts.turn_complete(usage)
-                if d.parts.player is not None:
-                    d.parts.player.end_of_reply()
+                self._end_of_reply()
+            case ev.TurnRejected(reason=reason, in_a_row=n, fresh_session=fresh):
+                log.warning("the model gave no answer (%s, %d in a row)%s", reason, n,
+                            "; starting a fresh session" if fresh else "",
+                            extra=systemd.fields(turn_rejected=reason))
+            case ev.ResponseStalled(waited_seconds=waited, retrying=retrying):
+                if retrying:
+                    log.warning("no answer %.0f s after the question; resuming and asking again", waited)
+                else:
+                    log.error("no answer from the service after %.0f s; giving up on this question", waited)
             case ev.ToolResult(name=name, response=response):
                 outcome = "failed" if "error" in response else "done"
                 log.info("tool %s %s", name, outcome, extra=systemd.fields(tool=name))
             case ev.ReplyAudio():
+                self._reply_open = True
                 d.metrics.first_reply_audio()
         d.post(event)
+
+    def _end_of_reply(self) -> None:
+        """Once per reply: the player plays out its tail and knows the reply is complete."""
+        if self._reply_open and self._d.parts.player is not None:
+            self._d.parts.player.end_of_reply()
+        self._reply_open = False
 
     def _session_state(self, state: ev.SessionState) -> None:
         extra = systemd.fields(session_phase=state.phase, session_id=self.session_id or "")

@@ -253,6 +253,8 @@ class Daemon:
         if self.streaming and session is not None:
             session.send_audio(frame.pcm)
             heard = self.speech.feed(frame)
+            if heard == "paused":
+                session.user_turn_ended()  # a reply is due now: the session's response watchdog starts
             if heard is not None:
                 self.post(UserSpeech() if heard == "speech" else UserPaused())
 

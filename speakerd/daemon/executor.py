@@ -84,6 +84,9 @@ class Executor:
             case fx.HoldPlayback(on=on):
                 if parts.player is not None:
                     parts.player.hold(on)
+            case fx.StopReply():
+                if session is not None:
+                    session.interrupt()
             case fx.DismissAlarm():
                 d.alarms.dismiss()
             case _:

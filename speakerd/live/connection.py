@@ -124,3 +124,5 @@ async def send_item(session: Any, kind: str, value: Any) -> None:
         await session.send_realtime_input(video=types.Blob(data=value, mime_type="image/jpeg"))
     elif kind == "tool_response":
         await session.send_tool_response(function_responses=value)
+    elif kind == "interrupt":
+        await session.send_client_content(turn_complete=True)

@@ -128,6 +128,12 @@ class LiveSession(ConnectionLoop):
         self.outbox.put("activity_end", None)
         self.watchdog.arm()
 
+    def interrupt(self) -> None:
+        """The person stopped the reply (the button): tell the service too, where the model allows
+        it, so the unheard rest of the reply does not stay in the conversation's context."""
+        if options_for(self.live.model).client_interrupt:
+            self.outbox.put("interrupt", None)
+
     def user_turn_ended(self) -> None:
         """The daemon knows the user finished speaking (its own end-of-speech detection): a reply
         is due now. The session arms the watchdog by itself for text, activity_end and input

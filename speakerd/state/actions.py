@@ -14,6 +14,7 @@ from speakerd.effects import (
     FlushPlayback,
     Mic,
     State,
+    StopReply,
     Stream,
     WakeListening,
 )
@@ -51,8 +52,9 @@ class UserActions:
         if action == "interrupt":
             if self.state == "speaking" or (self.in_conversation and self.reply_done):
                 self.dropping_reply = not self.reply_done
+                stop: list[Effect] = [StopReply()] if self.dropping_reply else []  # still generating
                 self.reply_done = False
-                return [FlushPlayback(), *self._to("listening"), *self._follow_up()]
+                return [FlushPlayback(), *stop, *self._to("listening"), *self._follow_up()]
             return []
         if action == "end":
             return [FlushPlayback(), *self._end("ended by the user")]

@@ -40,6 +40,7 @@ from speakerd.events import (
     Interrupted,
     PlaybackDrained,
     ReplyAudio,
+    ResponseStalled,
     SayText,
     SessionState,
     Started,
@@ -49,6 +50,7 @@ from speakerd.events import (
     ToolResult,
     Transcript,
     TurnComplete,
+    TurnRejected,
     UserAction,
     UserPaused,
     UserSpeech,
@@ -57,6 +59,7 @@ from speakerd.events import (
 from speakerd.state.actions import UserActions
 from speakerd.state.alarm import AlarmRules
 from speakerd.state.ptt import PushToTalkRules
+from speakerd.state.service import ServiceRules
 
 Event = (
     Started
@@ -80,6 +83,8 @@ Event = (
     | ToolCall
     | ToolResult
     | ToolCancelled
+    | TurnRejected
+    | ResponseStalled
 )
 
 
@@ -92,7 +97,7 @@ class Timings:
 
 
 @dataclass
-class Machine(UserActions, AlarmRules, PushToTalkRules):
+class Machine(UserActions, ServiceRules, AlarmRules, PushToTalkRules):
     """The conversation's rules. ``handle`` returns the effects of one event, in order."""
 
     timings: Timings = field(default_factory=Timings)
@@ -146,8 +151,14 @@ class Machine(UserActions, AlarmRules, PushToTalkRules):
                 self.dropping_reply = False
                 self.reply_done = False
                 return [FlushPlayback(), *self._to("listening")]
-            case GenerationComplete() | GoAway():
+            case GenerationComplete():
+                return self._generation_complete()
+            case GoAway():
                 return []  # the session moves to a new connection by itself
+            case TurnRejected(reason=reason, fresh_session=fresh):
+                return self._rejected(reason, fresh)
+            case ResponseStalled(retrying=retrying, waited_seconds=waited):
+                return self._stalled(waited, retrying)
             case TurnComplete():
                 return self._turn_complete()
             case PlaybackDrained():
@@ -323,40 +334,3 @@ class Machine(UserActions, AlarmRules, PushToTalkRules):
                 return []
             return self._end("no speech after the wake word")
         return [FlushPlayback(), *self._end("maximum conversation length reached")]
-
-    def _session(self, ev: SessionState) -> list[Effect]:
-        if ev.phase == "ready":
-            self.error = None
-            if self.state == "offline":
-                return self._to("listening" if self._before_offline == "wake" else self._before_offline)
-            if self.state == "wake":
-                return self._to("listening")
-            return []
-        if ev.phase == "reconnecting" and self.in_conversation:
-            if self.state != "offline":
-                self._before_offline = "listening" if self.state == "speaking" else self.state
-            return self._to("offline")
-        if ev.phase == "failed":
-            # Fatal (key, model): the owner must act. Otherwise the service could not be reached:
-            # say so with its own sound and LED until a conversation works again.
-            self.error = ev.detail or "the Live session failed"
-            fx = [FlushPlayback(), *self._end(self.error, earcon="error" if ev.fatal else "offline")]
-            if not self.muted and not self.mic_failed:
-                fx += [*self._to("error" if ev.fatal else "offline")]
-            return fx
-        if ev.phase == "closed" and self.in_conversation:
-            return self._end(ev.detail or "the session closed")
-        return []
-
-    def _device(self, ev: DeviceFault) -> list[Effect]:
-        if ev.kind != "input":
-            return []  # a speaker fault is logged and retried; listening goes on
-        if ev.recovered:
-            if not self.mic_failed:
-                return []
-            self.mic_failed = False
-            self.error = None
-            return self._to("muted" if self.muted else "idle")
-        self.mic_failed = True
-        self.error = ev.message
-        return [*self._end(f"microphone failed: {ev.message}", earcon=None), *self._to("error")]

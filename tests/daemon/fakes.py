@@ -174,6 +174,12 @@ class FakeSession:
     def activity_end(self) -> None:
         self.sent.append(("activity_end", None))
 
+    def interrupt(self) -> None:
+        self.sent.append(("interrupt", None))
+
+    def user_turn_ended(self) -> None:
+        self.sent.append(("user_turn_ended", None))
+
     async def open(self) -> None:
         self.opened = True
 

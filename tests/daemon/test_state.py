@@ -115,7 +115,7 @@ def test_button_interrupt_drops_the_rest_of_the_reply() -> None:
     m = started()
     in_reply(m)
     fx = m.handle(UserAction("interrupt"))
-    assert kinds(fx) == ["flush_playback", "show:listening", "start_timer"]
+    assert kinds(fx) == ["flush_playback", "stop_reply", "show:listening", "start_timer"]  # the service is told
     assert m.handle(ReplyAudio(b"late")) == []  # the rest of that reply is dropped
     assert m.handle(TurnComplete()) == []
     assert kinds(m.handle(ReplyAudio(b"next")))[-1] == "play"  # the next reply plays

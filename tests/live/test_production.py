@@ -26,7 +26,8 @@ from speakerd.live import LiveSession, ResumptionStore, ToolRegistry, ToolSpec, 
 from speakerd.live.connect_config import KEEPALIVE_TIMEOUT_SECONDS, http_options
 from speakerd.live.policy import backoff
 from tests.live.test_faults import model_text
-from tests.live.test_session import KEY, RATE, SCENARIO, Recorder, make_cfg, make_session, quiet, say
+from tests.live.test_session import KEY, RATE, SCENARIO, Recorder, make_cfg, make_session, say
+from tests.sounds import silence
 
 TEA = SCENARIO.turns[0].reply_text
 LOOKUP = Scenario(turns=(Turn(user_transcript="what time is it", tool_calls=(ToolCallSpec("slow_lookup", {}),),
@@ -38,7 +39,7 @@ def events_of(emu: EmulatorThread, kind: str) -> list[Any]:
 
 
 def question() -> bytes:
-    return tts.synthesize("what time is it", rate=RATE) + quiet(0.6)
+    return bytes(tts.synthesize("what time is it", rate=RATE)) + silence(0.6)
 
 
 # Keepalive ----------------------------------------------------------------------------------------
@@ -92,7 +93,7 @@ async def stream_during_tool(session: LiveSession, rec: Recorder) -> None:
     await say(session, question())
     await rec.wait(lambda: session.dispatch.tool_tasks)
     while session.dispatch.tool_tasks:  # the microphone keeps streaming while the tool runs
-        session.send_audio(quiet(0.08))
+        session.send_audio(silence(0.08))
         await asyncio.sleep(0.08)
 
 
@@ -359,6 +360,6 @@ async def test_a_drop_during_a_blocking_call_releases_the_microphone(tmp_path: P
         deadline = time.monotonic() + 30.0
         while not model_text(rec).strip().endswith("The lookup said 42."):  # the mic streams on
             assert time.monotonic() < deadline, "the replayed question was never answered"
-            session.send_audio(quiet(0.08))
+            session.send_audio(silence(0.08))
             await asyncio.sleep(0.08)
         await session.close()

@@ -287,3 +287,29 @@ async def test_model_options_are_mapped_so_the_service_accepts_them(tmp_path: Pa
     gen25 = (emu.connections[2].setup or {}).get("generationConfig", {})
     assert gen25.get("enableAffectiveDialog") is True and "thinkingConfig" in gen25
     assert "thinkingConfig" not in (emu.connections[0].setup or {}).get("generationConfig", {})
+
+
+@pytest.mark.parametrize(("model", "tells"), [("gemini-3.8-live", True), ("gemini-3.1-flash-live-preview", False)])
+async def test_a_button_interrupt_tells_the_service_where_the_model_allows_it(
+    tmp_path: Path, cert_dir: Path, model: str, tells: bool
+) -> None:
+    """On 3.8 clientContent{turnComplete} stops the reply (and starts none); 3.1 takes clientContent
+    only to seed history, so nothing is sent there and the reply is only silenced locally."""
+    with EmulatorThread(SCENARIO, api_key=KEY, cert_dir=cert_dir, pace=1.0) as emu:
+        rec = Recorder()
+        session = make_session(make_cfg(tmp_path, emu, model=model), rec)
+        await session.open()
+        session.send_text("tell me a story")
+        await rec.wait(lambda: len(rec.audio()) > 24000 * 2)  # a second into the story
+        session.interrupt()
+        if tells:
+            await rec.wait(lambda: rec.of(Interrupted))
+            sources = [e.detail.get("source") for e in emu.events if e.kind == "interruptedBy"]
+            assert sources == ["clientContent"]
+            stopped_at = len(rec.audio())
+            await asyncio.sleep(1.0)
+            assert len(rec.audio()) - stopped_at < 24000 * 2 * 0.5  # no new reply was started
+        else:
+            await asyncio.sleep(0.5)
+            assert emu.messages("clientContent") == [] and not rec.of(Interrupted)
+        await session.close()

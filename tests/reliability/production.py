@@ -16,7 +16,6 @@ from speakerd_workshop.emulator import Fault, Scenario
 from speakerd_workshop.rig import Rig
 
 from tests.reliability.harness import (
-    SCENARIO,
     Case,
     answered,
     ask,
@@ -24,15 +23,13 @@ from tests.reliability.harness import (
     follow_up,
     make_rig,
     no_tracebacks,
-    silence,
-    speech,
     statuses,
     truthful,
     wait_status,
     wait_until,
-    wake,
 )
 from tests.reliability.network import ANSWER, _conns, _dedupe
+from tests.sounds import SCENARIO, silence, speech, wake
 
 STORY = SCENARIO.turns[2].reply_text
 LONG_FOLLOW_UP = "[conversation]\nfollow_up_seconds = 120.0\nidle_timeout_seconds = 120.0\n"

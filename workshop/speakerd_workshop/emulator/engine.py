@@ -133,6 +133,8 @@ class TurnEngine(Voice):
                 last_user = text
         if body.get("turnComplete"):
             self._interrupt("clientContent", force=True)
+            if last_user is None and self.rules.empty_turn_complete_stops:
+                return  # a client stopping the reply (e.g. its button): no new turn
             self.turns.put_nowait(("user", ("text", last_user or "", "clientContent", True)))
 
     def _tool_response(self, body: Json) -> None:

@@ -27,17 +27,22 @@ class ModelRules:
     system_instruction: bool = True
     text_input: bool = True  # realtimeInput.text and clientContent
     translation: bool = False  # generationConfig.translationConfig
+    # clientContent{turnComplete} with no turns stops the reply and starts none (3.8); elsewhere
+    # it starts a generation from what was sent so far
+    empty_turn_complete_stops: bool = False
 
 
 MODELS: dict[str, ModelRules] = {
     r.name: r
     for r in (
-        ModelRules("gemini-3.8-live", proactive_audio="always", non_blocking_default=True),
+        ModelRules("gemini-3.8-live", proactive_audio="always", non_blocking_default=True,
+                   empty_turn_complete_stops=True),
         ModelRules(
             "gemini-3.8-live-extended-thinking",
             thinking=frozenset({"thinkingLevel", "includeThoughts"}),
             proactive_audio="always",
             non_blocking_default=True,
+            empty_turn_complete_stops=True,
         ),
         ModelRules(
             "gemini-3.1-flash-live-preview",
