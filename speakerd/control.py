@@ -188,6 +188,8 @@ def _format_status(reply: dict[str, Any]) -> str:
             lines.append(f"{key.replace('_', ' ')}: {value}")
     for label, line in (reply.get("last_exchange") or {}).items():
         lines.append(f"last {label}: {line}")
+    for page in reply.get("last_sources") or []:
+        lines.append(f"source: {page.get('title') or page.get('uri')} <{page.get('uri')}>")
     tokens = reply.get("tokens") or {}
     if tokens.get("total_token_count"):
         lines.append(f"tokens so far: {tokens['total_token_count']}")

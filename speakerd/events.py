@@ -190,6 +190,13 @@ class SessionState:
 
 
 @dataclass(frozen=True, slots=True)
+class Sources:
+    """The web pages an answer was grounded on (Google Search): ``(uri, title)`` pairs."""
+
+    pages: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class TurnRejected:
     """The model ended a turn without a reply (``turnCompleteReason``, e.g. RESPONSE_REJECTED).
 
@@ -224,4 +231,5 @@ LiveEvent = (
     | SessionState
     | TurnRejected
     | ResponseStalled
+    | Sources
 )

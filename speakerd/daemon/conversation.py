@@ -36,6 +36,7 @@ class Conversation:
         self.ignored_events = 0  # from superseded sessions (diagnostics and tests)
         self.forget_on_close = False
         self._reply_open = False  # reply audio came since the last end of a reply
+        self.sources: list[tuple[str, str]] = []  # the web pages the latest grounded answer used
         self._camera_announced = False
         self.transcripts = Transcripts(lambda: self.session_id or "",
                                        lambda: daemon.cfg.settings.logging.transcripts,
@@ -138,6 +139,10 @@ class Conversation:
             case ev.Interrupted():
                 self.transcripts.interrupted()
                 log.info("interrupted by voice")
+            case ev.Sources(pages=pages):
+                self.sources = list(pages)
+                log.info("sources: %s", " ; ".join(uri for uri, _ in pages),
+                         extra=systemd.fields(sources=" ".join(uri for uri, _ in pages)))
             case ev.GenerationComplete():
                 self._end_of_reply()  # the rest of the turn may come seconds later
             case ev.TurnComplete(usage=usage):

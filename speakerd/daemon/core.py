@@ -343,6 +343,7 @@ class Daemon:
             "last_error": m.error or self.conversation.last_error,
             "metrics": dict(self.metrics.latest),
             "last_exchange": dict(self.conversation.transcripts.last),
+            "last_sources": [{"uri": uri, "title": title} for uri, title in self.conversation.sources],
             "tokens": dict(self.conversation.transcripts.tokens),
             "model": self.cfg.settings.live.model,
             "timers": self.alarms.listing(),

@@ -18,6 +18,7 @@ from speakerd.events import (
     GoAway,
     Interrupted,
     ReplyAudio,
+    Sources,
     ToolCall,
     ToolCancelled,
     ToolResult,
@@ -111,6 +112,11 @@ class Dispatcher:
                     self.turn_audio = True
                     s.stall_retry_used = False
                     s.on_event(ReplyAudio(part.inline_data.data))
+        grounding = sc.grounding_metadata
+        if grounding is not None and grounding.grounding_chunks:
+            pages = tuple((c.web.uri or "", c.web.title or "") for c in grounding.grounding_chunks if c.web is not None)
+            if pages:
+                s.on_event(Sources(pages))
         if sc.output_transcription is not None and sc.output_transcription.text:
             s.on_event(Transcript("model", sc.output_transcription.text, bool(sc.output_transcription.finished)))
         if sc.interrupted:

@@ -43,6 +43,7 @@ from speakerd.events import (
     ResponseStalled,
     SayText,
     SessionState,
+    Sources,
     Started,
     TimerFired,
     ToolCall,
@@ -85,6 +86,7 @@ Event = (
     | ToolCancelled
     | TurnRejected
     | ResponseStalled
+    | Sources
 )
 
 
@@ -153,8 +155,8 @@ class Machine(UserActions, ServiceRules, AlarmRules, PushToTalkRules):
                 return [FlushPlayback(), *self._to("listening")]
             case GenerationComplete():
                 return self._generation_complete()
-            case GoAway():
-                return []  # the session moves to a new connection by itself
+            case GoAway() | Sources():
+                return []  # the session moves by itself; sources are logged and shown by the daemon
             case TurnRejected(reason=reason, fresh_session=fresh):
                 return self._rejected(reason, fresh)
             case ResponseStalled(retrying=retrying, waited_seconds=waited):

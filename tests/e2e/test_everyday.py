@@ -55,3 +55,13 @@ def test_a_timer_survives_a_restart_and_rings_after_it(rig_factory: RigFactory) 
         ringing = rig.wait_state("alarm", timeout=40)
         assert rig.ctl("stop")["message"] == "alarm stopped"
         rig.wait_log(r"^speaker: Timer: eggs\.$", timeout=30, start=ringing)
+
+
+def test_a_grounded_answer_logs_its_sources_and_status_shows_them(rig_factory: RigFactory) -> None:
+    with rig_factory(scenario=None, config=FAST) as rig:
+        reply = rig.ctl("say", {"text": "what's the weather today?", "wait": True, "timeout": 30})
+        assert reply["ok"] and "sunny" in reply["answer"], reply
+        line = rig.lines[rig.wait_log(r"^sources: https://", timeout=10)]
+        sources = rig.ctl("status")["last_sources"]
+        assert sources and all(s["uri"].startswith("https://") for s in sources)
+        assert [s["uri"] for s in sources] == line.message.removeprefix("sources: ").split(" ; ")
