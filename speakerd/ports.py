@@ -126,6 +126,8 @@ class LiveSessionPort(Protocol):
 
     def interrupt(self) -> None: ...  # the person stopped the reply: stop generating it
 
+    def status(self) -> dict[str, object]: ...  # the connection's figures for speakerctl status
+
     def user_turn_ended(self) -> None: ...  # the local detector heard the person stop: a reply is due
 
     async def open(self) -> None: ...

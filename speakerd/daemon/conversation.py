@@ -36,7 +36,8 @@ class Conversation:
         self.ignored_events = 0  # from superseded sessions (diagnostics and tests)
         self.forget_on_close = False
         self._reply_open = False  # reply audio came since the last end of a reply
-        self.sources: list[tuple[str, str]] = []  # the web pages the latest grounded answer used
+        self.sources: list[tuple[str, str]] = []
+        self._last_status: dict[str, object] = {}  # the web pages the latest grounded answer used
         self._camera_announced = False
         self.transcripts = Transcripts(lambda: self.session_id or "",
                                        lambda: daemon.cfg.settings.logging.transcripts,
@@ -79,7 +80,15 @@ class Conversation:
             if self.session is session:
                 self._d.post(ev.SessionState("failed", str(err), fatal=err.fatal))
 
+    def live_status(self) -> dict[str, object]:
+        """The current session's connection figures, or the last one's: what status shows."""
+        if self.session is not None:
+            self._last_status = self.session.status()
+        return self._last_status
+
     def close(self) -> None:
+        if self.session is not None:
+            self._last_status = self.session.status()
         session, self.session = self.session, None
         self.transcripts.ended(self._d.machine.error)
         if self._d.announcements.current is not None:

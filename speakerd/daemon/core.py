@@ -340,6 +340,7 @@ class Daemon:
             "volume": p.player.volume if p.player is not None else None,
             "conversations": self.metrics.conversations,
             "reconnects": self.metrics.reconnects,
+            "live": self.conversation.live_status(),
             "last_error": m.error or self.conversation.last_error,
             "metrics": dict(self.metrics.latest),
             "last_exchange": dict(self.conversation.transcripts.last),

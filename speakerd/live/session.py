@@ -128,6 +128,10 @@ class LiveSession(ConnectionLoop):
         self.outbox.put("activity_end", None)
         self.watchdog.arm()
 
+    def status(self) -> dict[str, object]:
+        """The connection's figures for ``speakerctl status`` (close codes, backoffs, stalls)."""
+        return self.stats.status()
+
     def interrupt(self) -> None:
         """The person stopped the reply (the button): tell the service too, where the model allows
         it, so the unheard rest of the reply does not stay in the conversation's context."""

@@ -177,6 +177,9 @@ class FakeSession:
     def interrupt(self) -> None:
         self.sent.append(("interrupt", None))
 
+    def status(self) -> dict[str, object]:
+        return {"connects": 1 if self.opened else 0}
+
     def user_turn_ended(self) -> None:
         self.sent.append(("user_turn_ended", None))
 

@@ -40,8 +40,6 @@ LOOKUP = Scenario.from_dict({"turns": [{
 }], "default_reply": "That is all I know."})
 SLOW_TOOL = (f'[[tools.commands]]\nname = "slow_lookup"\ndescription = "a slow lookup"\n'
              f'argv = ["{sys.executable}", "-c", "import time; time.sleep(3); print(42)"]\n')
-WIRE_STALL = "needs daemon wiring: ResponseStalled (error cue, back to listening)"
-WIRE_REJECT = "needs daemon wiring: TurnRejected (short error cue)"
 
 
 def _events(rig: Rig, kind: str) -> list[object]:
@@ -356,20 +354,15 @@ CASES = [
     Case("close-1008-aborted", "network", "1008 'The operation was aborted' after setup",
          "resumed once; answered; no error", aborted_1008),
     Case("reply-stall", "network", "user's turn transcribed, then nothing (socket open)",
-         "warning after 10 s; resume and replay; answered", reply_stall(twice=False, by_text=False),
-         wiring=WIRE_STALL),
+         "warning after 10 s; resume and replay; answered", reply_stall(twice=False, by_text=False)),
     Case("reply-stall-persists", "network", "a stall that the resumed connection repeats",
-         "warning, one resume, then error cue/LED and back to listening", reply_stall(twice=True, by_text=False),
-         wiring=WIRE_STALL),
+         "warning, one resume, then error cue/LED, the conversation ends", reply_stall(twice=True, by_text=False)),
     Case("say-stall", "network", "`speakerctl say` question into a stall that persists",
-         "never stuck in thinking: error cue, back to listening", reply_stall(twice=True, by_text=True),
-         wiring=WIRE_STALL),
+         "never stuck in thinking: error cue, the conversation ends", reply_stall(twice=True, by_text=True)),
     Case("rejected-turns", "network", "3 turns RESPONSE_REJECTED with no audio",
-         "each logged with a short error cue; fresh session after 3; next question answered", rejected_turns,
-         wiring=WIRE_REJECT),
+         "each logged with a short error cue; fresh session after 3; next question answered", rejected_turns),
     Case("late-turn-complete", "network", "turnComplete 4 s after generationComplete",
-         "speaking ends when generation is complete and the speaker drained", late_turn_complete,
-         wiring="needs state-machine change: GenerationComplete + PlaybackDrained ends speaking"),
+         "speaking ends when generation is complete and the speaker drained", late_turn_complete),
     Case("go-away-silent", "network", "goAway, then silence until 1011 'Deadline expired'",
          "moves on the timer before the deadline; answered", go_away_silent),
     Case("resume-refused-while-open", "network", "a resume is refused (1011) while the old socket is open",
@@ -382,8 +375,7 @@ CASES = [
          "longer backoff, said in the log; answered",
          close_1011("RESOURCE_EXHAUSTED: Quota exceeded for quota metric 'Live sessions'.", quota=True)),
     Case("quota-in-status", "network", "1011 quota close, then `speakerctl status`",
-         "status shows the last close reason and the quota backoff", quota_in_status,
-         wiring="needs daemon wiring: LiveSession.stats.status() under status()['live']"),
+         "status shows the last close reason and the quota backoff", quota_in_status),
     Case("unresumable-window", "network", "resumable:false updates, then a drop mid-reply",
          "resume from the last resumable handle; replay; answered", unresumable_window),
     Case("cancelled-tool-call", "network", "toolCallCancellation on barge-in during a 3 s tool",
