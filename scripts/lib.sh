@@ -55,10 +55,14 @@ venv_install() {
     local venv=$1 root=$2 editable=$3; shift 3
     local -a pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
     "${pip[@]}" install --upgrade pip >/dev/null
-    # openwakeword 0.5.1 ships the models but asks for tflite-runtime (no wheel past 3.11): skip it.
-    "${pip[@]}" install --no-deps "openwakeword==0.5.1"
     mapfile -t reqs < <("$venv/bin/python" "$root/scripts/deps.py" "$@")
-    "${pip[@]}" install "${reqs[@]}"
+    # openwakeword 0.5.1 ships the models but asks for tflite-runtime (no wheel past 3.11) and for
+    # training-only packages, so it goes in without them (--no-deps checks nothing). Whenever pip
+    # later installs or upgrades something openwakeword depends on (numpy, onnxruntime), it would
+    # re-check openwakeword and print a red "dependency resolver" ERROR about tflite-runtime:
+    # --no-warn-conflicts, because the resolver has already made our own requirements agree.
+    "${pip[@]}" install --no-warn-conflicts "${reqs[@]}"
+    "${pip[@]}" install --no-deps "openwakeword==0.5.1"
     if [ "$editable" = editable ]; then
         "${pip[@]}" install --no-deps --no-build-isolation -e "$root"
     else

@@ -291,8 +291,10 @@ class Player:
             self._queue.clear()
             self._rate, self._period = rate, period
             self._resampler = None
-            self._echo_resampler = StreamResampler(rate, SAMPLE_RATE_IN)
-            for chunk in pending:  # queued before the device rate was known
+            self._echo_resampler = StreamResampler(rate, SAMPLE_RATE_IN, "LQ")
+            last_reply = max((i for i, c in enumerate(pending) if c.is_reply and c.rate == SAMPLE_RATE_OUT),
+                             default=-1)
+            for i, chunk in enumerate(pending):  # queued before the device rate was known
                 if chunk.rate != rate:
                     if chunk.is_reply and chunk.rate == SAMPLE_RATE_OUT:
                         samples = self._reply_resampler().process(chunk.samples)
@@ -300,6 +302,9 @@ class Player:
                         samples = resample_once(chunk.samples, chunk.rate, rate)
                     chunk = _Chunk(samples.astype(np.float32), rate, chunk.reply_start, chunk.is_reply)
                 self._queue.append(chunk)
+                if i == last_reply and not self._in_reply and self._resampler is not None:
+                    # The reply ended before the device opened: its held-back last ms follow it.
+                    self._queue.append(_Chunk(self._resampler.flush().astype(np.float32), rate))
         self.stats.device_rate = rate
         return stream
 

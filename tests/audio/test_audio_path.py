@@ -123,6 +123,7 @@ async def main():
     player = Player(s, D, loop, faults.append); player.start()
     tone = (0.25 * np.sin(2 * np.pi * 300 * np.arange(24000) / 24000) * 32767).astype(np.int16)
     player.play(tone.tobytes())
+    player.end_of_reply()  # as the daemon does at turn end: the resampler hands out its last ms
     while len(frames) < 30:
         await asyncio.sleep(0.05)
     cap.stop()
@@ -132,12 +133,12 @@ async def main():
                       "channels": cap.stats.device_channels, "player_rate": player.stats.device_rate}))
 asyncio.run(main())
 """, tmp_path, mic="mic44.raw", speaker_rate=48000)
-    from scipy.signal import resample_poly
+    import soxr
 
     assert out["faults"] == []
     assert (out["rate"], out["channels"]) == (44100, 2)
     got = np.load(tmp_path / "got.npy").astype(float)
-    ref = resample_poly(right.astype(float), 160, 441)
+    ref = soxr.resample(right.astype(np.float32), 44100, 16000, quality="LQ").astype(float)
     n = 16000
     corr = float(np.corrcoef(got[200:n], ref[200:n])[0, 1])
     assert corr > 0.99  # the right channel, properly resampled (not the 440 Hz left one)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -149,3 +150,44 @@ async def test_real_and_tiny_models_together_report_their_own_names(models: dict
     found, _ = await run(s, frames(10))
     assert [(f.model, f.frame_index) for f in found] == [("high", 5)]  # silence: hey_jarvis stays quiet
     assert np.isfinite(found[0].score)
+
+
+class Flaky:
+    """A real openwakeword Model that fails on demand: the boundary a broken ONNX runtime would be."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.failing = False
+
+    def predict(self, x: np.ndarray) -> dict[str, float]:
+        if self.failing:
+            raise RuntimeError("onnxruntime: bad allocation\nsecond line")
+        scores: dict[str, float] = self.model.predict(x)
+        return scores
+
+    def reset(self) -> None:
+        self.model.reset()
+
+
+async def test_a_failing_flush_or_frame_does_not_end_listening(models: dict[str, str],
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    s = config.WakewordSettings(models=[models["high"]], refractory_seconds=0)
+    flaky = Flaky(load_model(s))
+    found: list[WakeDetected] = []
+    det = WakeWordDetector(s, asyncio.get_running_loop(), found.append, model=flaky)
+    flaky.failing = True
+    det.reset()  # the post-conversation flush now fails, then every frame does
+    for f in frames(20):
+        det.feed(f)
+    await det.settled()
+    assert det.errors == 21 and det.frames == 0 and found == []
+    errors = [r.getMessage() for r in caplog.records if r.name == "speakerd.wakeword"]
+    assert errors == ["wake-word flush failed: onnxruntime: bad allocation"]  # once, one line
+    flaky.failing = False
+    det.reset()
+    for f in frames(6, start=100):
+        det.feed(f)
+    await det.settled()
+    await asyncio.sleep(0)
+    assert [f.frame_index for f in found] == [105]  # still listening, and afresh
+    await asyncio.to_thread(det.close)
