@@ -20,7 +20,15 @@ from typing import Any
 import numpy as np
 
 from speakerd.audio.aec import EchoCanceller
-from speakerd.audio.devices import AudioDeviceError, find_device, pyaudio_instance, pyaudio_release, supports
+from speakerd.audio.devices import (
+    AudioDeviceError,
+    default_device,
+    find_device,
+    no_device_message,
+    pyaudio_instance,
+    pyaudio_release,
+    supports,
+)
 from speakerd.audio.resample import StreamResampler, to_mono
 from speakerd.config import AudioSettings
 from speakerd.events import FRAME_SAMPLES, SAMPLE_RATE_IN, AudioFrame, DeviceFault
@@ -55,6 +63,7 @@ class Capture:
         self._changed = threading.Event()
         self._thread: threading.Thread | None = None
         self._index = 0
+        self._default_name: str | None = None  # the device taken while input_device is unset
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="speakerd-capture", daemon=True)
@@ -83,25 +92,30 @@ class Capture:
     def _open(self, pa: Any) -> tuple[Any, int, int]:
         s = self.settings
         device = find_device(pa, s.input_device, "input")
+        if device is None:  # unset: the default, or the first device that can capture
+            device = default_device(pa, "input")
+            if device is None:
+                raise AudioDeviceError(no_device_message("input"))
+            if device.name != self._default_name:
+                log.info("microphone: input_device is unset; using %r (index %d)", device.name, device.index)
+                self._default_name = device.name
         channels = s.input_channel + 1
-        if device is not None and device.max_input_channels < channels:
+        if device.max_input_channels < channels:
             raise AudioDeviceError(f"audio.input_channel {s.input_channel}: {device.name!r} has only "
                                    f"{device.max_input_channels} input channels")
         rate = s.input_rate
         if rate is None:
             rate = SAMPLE_RATE_IN
             if not supports(pa, device, "input", rate, channels):
-                info = pa.get_default_input_device_info()
-                rate = device.default_rate if device else int(info["defaultSampleRate"])
+                rate = device.default_rate
         import pyaudio
 
         block = max(1, round(rate * FRAME_SAMPLES / SAMPLE_RATE_IN))
         try:
             stream = pa.open(format=pyaudio.paInt16, channels=channels, rate=rate, input=True,
-                             input_device_index=device.index if device else None, frames_per_buffer=block)
+                             input_device_index=device.index, frames_per_buffer=block)
         except (OSError, ValueError) as e:
-            name = device.name if device else "the default input"
-            raise AudioDeviceError(f"cannot open {name} at {rate} Hz, {channels} channel(s): {e}") from None
+            raise AudioDeviceError(f"cannot open {device.name} at {rate} Hz, {channels} channel(s): {e}") from None
         self.stats.device_rate, self.stats.device_channels = rate, channels
         return stream, rate, channels
 

@@ -14,7 +14,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 
 # Sets up ``dev`` (SoftDevices under D/alsa) from CHILD_ARGS: speaker_rate, speaker_fifo, mic ("fifo",
-# "zero" or a file name in D), with_mic. Imports what the tests use.
+# "zero" or a file name in D), with_mic, playback_only. Imports what the tests use.
 PRELUDE = """
 import asyncio, json, os, sys, time
 from pathlib import Path
@@ -24,7 +24,8 @@ ARGS = json.loads(os.environ["CHILD_ARGS"]); D = Path(os.environ["CHILD_DIR"])
 _mic = ARGS.get("mic", "fifo")
 dev = SoftDevices(D / "alsa", speaker_rate=int(ARGS.get("speaker_rate", 24000)),
                   mic_infile=None if _mic == "fifo" else Path("/dev/zero") if _mic == "zero" else D / _mic,
-                  speaker_fifo=ARGS.get("speaker_fifo") == "True", with_mic=ARGS.get("with_mic") != "False")
+                  speaker_fifo=ARGS.get("speaker_fifo") == "True", with_mic=ARGS.get("with_mic") != "False",
+                  playback_only=ARGS.get("playback_only") == "True")
 os.environ.update(dev.env())
 from speakerd import config
 from speakerd.audio import Capture, Player, PrerollBuffer

@@ -260,7 +260,7 @@ def test_speakerd_devices_lists_the_soft_devices(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
-    assert lines[0].split() == ["index", "in", "out", "rate", "rates", "name"]
+    assert lines[0].split() == ["index", "in", "out", "rate", "rates", "use", "name"]
     rows = {line.split()[-1]: line.split() for line in lines[1:] if line.strip() and line.split()[0].isdigit()}
     assert "speakerd_mic" in rows and "speakerd_speaker" in rows
     assert "16000" in rows["speakerd_mic"][4].split(",") and "48000" in rows["speakerd_speaker"][4].split(",")

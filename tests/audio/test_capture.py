@@ -60,3 +60,54 @@ asyncio.run(main())
     assert first.startswith("audio.input_device: no input device matches 'speakerd_mic'") and not recovered0
     assert back == "microphone is back" and recovered1
     assert out["frames"] >= 1
+
+
+def test_a_pi_with_no_microphone_reports_it_and_finds_one_plugged_in_later(tmp_path: Path) -> None:
+    """input_device unset and ALSA's default cannot capture (card 0 is the headphone jack): a fault
+    that says so and retries with backoff, never a dead thread; a microphone plugged in is used."""
+    out = run_child("""
+import logging
+logged = []
+class Keep(logging.Handler):
+    def emit(self, record):
+        logged.append(record.getMessage())
+logging.getLogger("speakerd").addHandler(Keep()); logging.getLogger("speakerd").setLevel(logging.INFO)
+async def main():
+    loop = asyncio.get_running_loop()
+    frames, faults = [], []
+    s = config.AudioSettings(reopen_max_seconds=0.3)
+    cap = Capture(s, loop, frames.append, faults.append); cap.start()
+    while cap.stats.reopens < 3:
+        await asyncio.sleep(0.02)
+    alive = cap._thread.is_alive()
+    dev.with_mic = True; dev.write()  # a USB microphone plugged in
+    while len(frames) < 3:
+        await asyncio.sleep(0.02)
+    cap.stop()
+    report(faults=[(f.message, f.recovered) for f in faults], alive=alive, logged=logged)
+asyncio.run(main())
+""", tmp_path, mic="zero", with_mic=False, playback_only=True)
+    (first, recovered0), (back, recovered1) = out["faults"]  # one fault per outage, not per retry
+    assert first.startswith("no microphone found: no audio device can capture") and not recovered0
+    assert out["alive"]
+    assert back == "microphone is back" and recovered1
+    assert "microphone: input_device is unset; using 'speakerd_mic' (index 0)" in out["logged"]
+
+
+def test_speakerd_devices_marks_what_an_unset_device_would_use(tmp_path: Path) -> None:
+    code = """
+import contextlib, io
+from speakerd.audio import devices
+buf = io.StringIO()
+with contextlib.redirect_stdout(buf):
+    rc = devices.main(["--no-probe"])
+report(rc=rc, rows={line.split()[-1]: line.split()[-2] for line in buf.getvalue().splitlines()[1:]
+                     if line[:5].strip().isdigit()}, text=buf.getvalue())
+"""
+    out = run_child(code, tmp_path, mic="zero", playback_only=True)
+    assert out["rc"] == 0
+    assert out["rows"] == {"speakerd_mic": "in", "speakerd_speaker": "-", "default": "out"}
+    (tmp_path / "none").mkdir()
+    out = run_child(code, tmp_path / "none", mic="zero", with_mic=False, playback_only=True)
+    assert out["rows"] == {"speakerd_speaker": "-", "default": "out"}
+    assert "no microphone found" in out["text"]
