@@ -4,9 +4,10 @@
 # Debian packages: building PyAudio and systemd-python, and the test rig's audio tools.
 SPEAKERD_BUILD_PKGS=(python3-venv python3-dev gcc pkg-config portaudio19-dev libsystemd-dev)
 SPEAKERD_RIG_PKGS=(espeak-ng sox alsa-utils systemd)
-# Only for scripts/test.sh: systemd-container boots the shipped unit under a real systemd, and a
-# PulseAudio server behind ALSA's pulse plugin is a microphone that can vanish mid-stream.
-SPEAKERD_TEST_PKGS=(systemd-container libasound2-plugins)
+# Only for scripts/test.sh: systemd-container boots the shipped unit under a real systemd, a
+# PulseAudio server behind ALSA's pulse plugin is a microphone that can vanish mid-stream, and
+# acl's setfacl makes credentials like systemd 257's (root-owned, ACL for the service user).
+SPEAKERD_TEST_PKGS=(systemd-container libasound2-plugins acl)
 
 # test_pkgs: SPEAKERD_TEST_PKGS, plus pulseaudio unless PipeWire serves Pulse clients here
 # (installing pulseaudio would remove pipewire-pulse from a desktop; those tests then skip).
