@@ -330,7 +330,7 @@ class Player:
                     self._fade_in = True
                 self._busy = False
                 self._wake_drainers()
-                self._lock.wait(0.5)
+                self._lock.wait()  # every change of queue or stop notifies: no idle wake-ups
             if self._stop:
                 self._busy = False
                 return None
@@ -363,7 +363,7 @@ class Player:
         while True:
             with self._lock:
                 while not self._queue and not self._stop:
-                    self._lock.wait(0.5)
+                    self._lock.wait()  # every change of queue or stop notifies: no idle wake-ups
                 if self._stop:
                     return
             pa = None
