@@ -95,7 +95,7 @@ def conversation(rig: Any) -> None:
     rig.mic.wait_idle()
 
 
-def settle_rss(pid: int, seconds: float = 3.0) -> float:
+def settle_rss(pid: int, seconds: float = 5.0) -> float:
     time.sleep(seconds)
     return proc_figures(pid)["rss_kb"] / 1024
 

@@ -67,6 +67,9 @@ def check_config(path: str | None, *, quiet: bool = False) -> int:
 
 
 def run(path: str | None) -> int:
+    from speakerd import memory
+
+    memory.tune_malloc()  # before the imports below and any thread
     from speakerd import daemon, systemd
 
     try:

@@ -13,10 +13,12 @@ as much (~11 ms instead of ~21 ms at 48 -> 16 kHz).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import soxr
+
+if TYPE_CHECKING:
+    import soxr
 
 Quality = Literal["LQ", "MQ", "HQ", "VHQ"]
 _EMPTY = np.zeros(0, dtype=np.int16)
@@ -31,6 +33,8 @@ def resample_once(samples: np.ndarray, src_rate: int, dst_rate: int, quality: Qu
     """A whole clip (an earcon, a fixture) at another rate, as int16."""
     if src_rate == dst_rate:
         return np.asarray(samples, dtype=np.int16)
+    import soxr  # only when some rate differs: a 16 kHz microphone and 24 kHz speaker never need it
+
     return _to_int16(soxr.resample(np.asarray(samples, dtype=np.float32), src_rate, dst_rate, quality=quality))
 
 
@@ -43,6 +47,8 @@ class StreamResampler:
 
     def _soxr(self) -> soxr.ResampleStream:
         if self._stream is None:
+            import soxr
+
             self._stream = soxr.ResampleStream(self.src_rate, self.dst_rate, 1, dtype="float32",
                                                quality=self.quality)
         return self._stream

@@ -191,3 +191,32 @@ async def test_a_failing_flush_or_frame_does_not_end_listening(models: dict[str,
     await asyncio.sleep(0)
     assert [f.frame_index for f in found] == [105]  # still listening, and afresh
     await asyncio.to_thread(det.close)
+
+
+def test_speakerd_models_score_exactly_as_stock_openwakeword() -> None:
+    """load_model changes onnxruntime's options and the length of openwakeword's raw-audio deque;
+    neither may change a single score. Stock openwakeword on the same audio is the reference (its
+    warm-up uses numpy's global random state, seeded alike for both)."""
+    from speakerd_workshop.emulator.tts import synthesize
+
+    from speakerd.wakeword import _openwakeword, _resources, model_path
+
+    _openwakeword()
+    from openwakeword.model import Model
+
+    said = np.frombuffer(synthesize("hey jarvis, what time is it", rate=16000), dtype=np.int16)
+    rng = np.random.default_rng(5)
+    audio = np.concatenate([(rng.standard_normal(16000 * 3) * 300).astype(np.int16), said,
+                            (rng.standard_normal(16000 * 12) * 300).astype(np.int16)])  # past 10 s
+    res = _resources()
+    np.random.seed(7)
+    stock = Model(wakeword_models=[str(model_path("hey_jarvis"))], inference_framework="onnx",
+                  melspec_model_path=str(res / "melspectrogram.onnx"),
+                  embedding_model_path=str(res / "embedding_model.onnx"))
+    np.random.seed(7)
+    ours = load_model(config.WakewordSettings(models=["hey_jarvis"]))
+    assert ours.preprocessor.raw_data_buffer.maxlen < stock.preprocessor.raw_data_buffer.maxlen
+    a = [stock.predict(audio[i : i + 1280])["hey_jarvis_v0.1"] for i in range(0, len(audio) - 1279, 1280)]
+    b = [ours.predict(audio[i : i + 1280])["hey_jarvis_v0.1"] for i in range(0, len(audio) - 1279, 1280)]
+    assert max(a) > 0.5  # the phrase is heard: the comparison covers a detection
+    assert a == b
