@@ -58,7 +58,7 @@ def _openwakeword() -> types.ModuleType:
     lets the real ``__init__``, ``model`` and ``utils`` run unchanged.
     """
     if "openwakeword" not in sys.modules:
-        stub = types.ModuleType("openwakeword.custom_verifier_model", _train_custom_verifier.__doc__)
+        stub = types.ModuleType("openwakeword.custom_verifier_model", "stub: speakerd trains nothing")
         stub.train_custom_verifier = _train_custom_verifier  # type: ignore[attr-defined]
         sys.modules.setdefault("openwakeword.custom_verifier_model", stub)
     import openwakeword
