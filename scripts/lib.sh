@@ -7,11 +7,12 @@ SPEAKERD_BUILD_PKGS=(python3-venv python3-dev gcc pkg-config portaudio19-dev lib
 # time-zone database for alarms.
 SPEAKERD_RUNTIME_PKGS=(alsa-utils libspeexdsp1 tzdata)
 SPEAKERD_RIG_PKGS=(espeak-ng sox alsa-utils systemd)
-# Only for scripts/test.sh: systemd-container boots the shipped unit under a real systemd, and a
-# PulseAudio server behind ALSA's pulse plugin is a microphone that can vanish mid-stream; tzdata
-# gives the timer tests Europe/Berlin's daylight-saving rules; mosquitto is the real MQTT broker
-# the Home Assistant tests and bench/arbitration.py start.
-SPEAKERD_TEST_PKGS=(systemd-container libasound2-plugins tzdata mosquitto)
+# Only for scripts/test.sh: systemd-container boots the shipped unit under a real systemd, a
+# PulseAudio server behind ALSA's pulse plugin is a microphone that can vanish mid-stream, acl's
+# setfacl makes credentials like systemd 257's (root-owned, ACL for the service user), tzdata
+# gives the timer tests Europe/Berlin's daylight-saving rules, and mosquitto is the real MQTT
+# broker the Home Assistant tests and bench/arbitration.py start.
+SPEAKERD_TEST_PKGS=(systemd-container libasound2-plugins acl tzdata mosquitto)
 
 # test_pkgs: SPEAKERD_TEST_PKGS, plus pulseaudio unless PipeWire serves Pulse clients here
 # (installing pulseaudio would remove pipewire-pulse from a desktop; those tests then skip).
@@ -60,10 +61,14 @@ venv_install() {
     local venv=$1 root=$2 editable=$3; shift 3
     local -a pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
     "${pip[@]}" install --upgrade pip >/dev/null
-    # openwakeword 0.5.1 ships the models but asks for tflite-runtime (no wheel past 3.11): skip it.
-    "${pip[@]}" install --no-deps "openwakeword==0.5.1"
     mapfile -t reqs < <("$venv/bin/python" "$root/scripts/deps.py" "$@")
-    "${pip[@]}" install "${reqs[@]}"
+    # openwakeword 0.5.1 ships the models but asks for tflite-runtime (no wheel past 3.11) and for
+    # training-only packages, so it goes in without them (--no-deps checks nothing). Whenever pip
+    # later installs or upgrades something openwakeword depends on (numpy, onnxruntime), it would
+    # re-check openwakeword and print a red "dependency resolver" ERROR about tflite-runtime:
+    # --no-warn-conflicts, because the resolver has already made our own requirements agree.
+    "${pip[@]}" install --no-warn-conflicts "${reqs[@]}"
+    "${pip[@]}" install --no-deps "openwakeword==0.5.1"
     if [ "$editable" = editable ]; then
         "${pip[@]}" install --no-deps --no-build-isolation -e "$root"
     else

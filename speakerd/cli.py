@@ -84,6 +84,9 @@ def _language_in_effect(cfg: config.Config) -> str:
 
 
 def run(path: str | None) -> int:
+    from speakerd import memory
+
+    memory.tune_malloc()  # before the imports below and any thread
     from speakerd import daemon, systemd
 
     try:

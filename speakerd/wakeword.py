@@ -10,9 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import queue
+import sys
 import threading
-from collections.abc import Callable
+import time
+import types
+from collections import deque
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +25,50 @@ import numpy as np
 
 from speakerd.config import WakewordSettings
 from speakerd.events import AudioFrame, WakeDetected
+from speakerd.memory import release_memory
 
 log = logging.getLogger("speakerd.wakeword")
+# onnxruntime (1.2x) otherwise keeps a device id and a growing SQLite telemetry database under
+# ~/.cache/Microsoft, written at every session creation (on a Pi: the SD card), for ~2 MiB more
+# resident memory. Read when onnxruntime is imported, which happens only below, lazily.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 BUILTIN = ("alexa", "hey_jarvis", "hey_mycroft", "hey_rhasspy")
 QUEUE_FRAMES = 25  # 2 s
 FLUSH_SAMPLES = 16000 * 2  # longer than the models' 1.5 s feature window
+ERROR_LOG_SECONDS = 30.0
+TRIM_EVERY_FRAMES = 750  # 60 s: return the heap the frames freed to the system
+TRIM_FIRST_FRAME = 25  # and once 2 s after listening starts, when the buffers have settled
+RAW_BUFFER_SAMPLES = 16000 * 2  # openwakeword keeps 10 s; it reads the last 1280 + 480
 
 
 class WakeWordError(Exception):
     """A model that does not exist or cannot be loaded; the message is one line."""
 
 
-def _resources() -> Path:
+def _train_custom_verifier(*_args: Any, **_kwargs: Any) -> None:
+    raise RuntimeError("speakerd does not train openWakeWord custom verifiers")
+
+
+def _openwakeword() -> types.ModuleType:
+    """The openwakeword package, without its custom-verifier trainer.
+
+    Why: openwakeword 0.5.1's ``__init__`` imports ``custom_verifier_model`` only to re-export
+    ``train_custom_verifier``, and that pulls scikit-learn and SciPy (~100 MiB, over a second on a
+    Pi) into a process that only runs the ONNX models. Pre-registering that one submodule as a stub
+    lets the real ``__init__``, ``model`` and ``utils`` run unchanged.
+    """
+    if "openwakeword" not in sys.modules:
+        stub = types.ModuleType("openwakeword.custom_verifier_model", "stub: speakerd trains nothing")
+        stub.train_custom_verifier = _train_custom_verifier  # type: ignore[attr-defined]
+        sys.modules.setdefault("openwakeword.custom_verifier_model", stub)
     import openwakeword
 
-    return Path(openwakeword.__file__).parent / "resources" / "models"
+    module: types.ModuleType = openwakeword
+    return module
+
+
+def _resources() -> Path:
+    return Path(str(_openwakeword().__file__)).parent / "resources" / "models"
 
 
 def model_path(name: str) -> Path:
@@ -70,27 +104,86 @@ def load_model(settings: WakewordSettings, melspec: Path | None = None, embeddin
     paths = [model_path(m) for m in settings.models]
     for p in paths:
         _check_onnx(p)
+    _openwakeword()
     from openwakeword.model import Model
 
     res = _resources()
     try:
-        return Model(
-            wakeword_models=[str(p) for p in paths],
-            inference_framework="onnx",
-            vad_threshold=settings.vad_threshold,
-            melspec_model_path=str(melspec or res / "melspectrogram.onnx"),
-            embedding_model_path=str(embedding or res / "embedding_model.onnx"),
-        )
+        with _small_sessions():
+            model = Model(
+                wakeword_models=[str(p) for p in paths],
+                inference_framework="onnx",
+                vad_threshold=settings.vad_threshold,
+                melspec_model_path=str(melspec or res / "melspectrogram.onnx"),
+                embedding_model_path=str(embedding or res / "embedding_model.onnx"),
+            )
     except Exception as e:
         raise WakeWordError(f"wakeword.models: cannot load {', '.join(map(str, paths))}: "
                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    _trim_raw_buffer(model)
+    release_memory()  # the warm-up's 4 s batch left tens of MiB of free heap behind
+    return model
+
+
+def _trim_raw_buffer(model: Any) -> None:
+    """Keep 2 s of raw audio in openwakeword's feature extractor instead of 10 s.
+
+    Why: it holds the samples as Python ints in a deque (160,000 of them, ~6 MiB) and copies the
+    whole deque into a list on every 80 ms frame, yet reads only the newest frame plus 480 samples
+    of context. The same samples are read, so the scores are identical (tested against a stock
+    Model); only memory and CPU go down. Frames are fed 1280 samples at a time, far under 2 s.
+    """
+    pre = getattr(model, "preprocessor", None)
+    buffer = getattr(pre, "raw_data_buffer", None)
+    if isinstance(buffer, deque) and (buffer.maxlen or 0) > RAW_BUFFER_SAMPLES:
+        pre.raw_data_buffer = deque(buffer, maxlen=RAW_BUFFER_SAMPLES)  # type: ignore[union-attr]
+
+
+def session_options() -> Any:
+    """onnxruntime options for a small, steady footprint on a Pi.
+
+    One thread each (inference is a few ms per 80 ms frame; a pool only adds idle threads), and
+    no CPU memory arena: openwakeword warms its feature extractor on a 4 s batch, and an arena
+    would keep that peak (~30 MiB) for the life of the process. Without it, per-run buffers come
+    from malloc, which cost no measurable CPU at this size (bench/footprint.py, bench/idle_cpu.py).
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.enable_cpu_mem_arena = False
+    opts.log_severity_level = 3
+    return opts
+
+
+@contextlib.contextmanager
+def _small_sessions() -> Iterator[None]:
+    """Every onnxruntime session openwakeword creates meanwhile gets ``session_options()``.
+
+    Why patch: openwakeword 0.5.1 builds its sessions itself with fixed options and offers no
+    hook. Only the options change (the same models, the same providers), and only during the
+    construction of one Model, which speakerd does once at start and on reload.
+    """
+    import onnxruntime as ort
+
+    real = ort.InferenceSession
+
+    def small(path: Any, sess_options: Any = None, providers: Any = None, **kw: Any) -> Any:
+        return real(path, sess_options=session_options(), providers=providers or ["CPUExecutionProvider"], **kw)
+
+    ort.InferenceSession = small
+    try:
+        yield
+    finally:
+        ort.InferenceSession = real
 
 
 def _check_onnx(path: Path) -> None:
     import onnxruntime as ort
 
     try:
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(str(path), sess_options=session_options(), providers=["CPUExecutionProvider"])
     except Exception:
         raise WakeWordError(f"wakeword.models: {path} is not a valid ONNX model") from None
     shape = sess.get_inputs()[0].shape
@@ -112,6 +205,9 @@ class WakeWordDetector:
                            for m in settings.models}
         self.dropped = 0
         self.frames = 0
+        self.errors = 0  # inference failures (frames and flushes), all of them
+        self._next_error_log = 0.0  # monotonic: the log says how many failed in between
+        self._unlogged = 0
         self._queue: queue.Queue[AudioFrame | None] = queue.Queue(maxsize=QUEUE_FRAMES)
         self._paused = False
         self._reset = threading.Event()
@@ -181,25 +277,44 @@ class WakeWordDetector:
     def _step(self, frame: AudioFrame) -> None:
         if self._reset.is_set():
             self._reset.clear()
-            self._flush_model()
+            try:
+                self._flush_model()
+            except Exception as e:  # like a bad frame: the thread must go on listening
+                self._inference_failed("flush", e)
         if self._paused:
             return
         try:
             scores = self.model.predict(np.frombuffer(frame.pcm, dtype=np.int16))
         except Exception as e:  # one bad frame must not end listening
-            log.error("wake-word inference failed: %s", e)
+            self._inference_failed("inference", e)
             return
         self.frames += 1
+        if self.frames % TRIM_EVERY_FRAMES == TRIM_FIRST_FRAME:
+            release_memory()  # onnxruntime's per-frame buffers fragment the heap; ~0.1 ms a minute
         self._check(scores, frame)
+
+    def _inference_failed(self, what: str, e: Exception) -> None:
+        """One log line per ERROR_LOG_SECONDS at most: a broken model fails 12.5 times a second."""
+        self.errors += 1
+        now = time.monotonic()
+        if now < self._next_error_log:
+            self._unlogged += 1
+            return
+        more = f" ({self._unlogged} more failures since the last report)" if self._unlogged else ""
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        log.error("wake-word %s failed: %s%s", what, msg, more)
+        self._unlogged = 0
+        self._next_error_log = now + ERROR_LOG_SECONDS
 
     def _flush_model(self) -> None:
         """Forget the audio heard before a pause. Model.reset() clears only the scores; the feature
         buffers would still hold the last wake word and fire it again, so push silence through."""
-        silence = np.zeros(FLUSH_SAMPLES, dtype=np.int16)
-        for i in range(0, len(silence), 1280):
-            self.model.predict(silence[i : i + 1280])
-        self.model.reset()
         self._streak = dict.fromkeys(self.keys, 0)
+        silence = np.zeros(1280, dtype=np.int16)
+        for _ in range(FLUSH_SAMPLES // 1280):
+            self.model.predict(silence)
+        self.model.reset()
+        release_memory()  # after a conversation: what it allocated and freed goes back
 
     def _check(self, scores: dict[str, float], frame: AudioFrame) -> None:
         for key in self.keys:

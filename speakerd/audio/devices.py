@@ -149,6 +149,29 @@ def find_device(pa: Any, ref: str | int | None, kind: str) -> Device | None:
     return (exact or matches)[0]
 
 
+def default_device(pa: Any, kind: str) -> Device | None:
+    """The device used when none is configured: PortAudio's default if it can do ``kind``, else the
+    first device that can; None when no device can (a Pi with only its headphone jack).
+
+    Why not just PortAudio's default: with no capture device at all, asking for it raises
+    OSError, and on some systems it names a device that cannot do ``kind``.
+    """
+    try:
+        info = pa.get_default_input_device_info() if kind == "input" else pa.get_default_output_device_info()
+        index = int(info["index"])
+    except (OSError, KeyError, TypeError, ValueError):
+        index = -1
+    usable = [d for d in list_devices(pa)
+              if (d.max_input_channels if kind == "input" else d.max_output_channels) > 0]
+    return next((d for d in usable if d.index == index), usable[0] if usable else None)
+
+
+def no_device_message(kind: str) -> str:
+    what, verb = ("microphone", "capture") if kind == "input" else ("speaker", "play")
+    return (f"no {what} found: no audio device can {verb} (is it plugged in, is its driver loaded? "
+            f"see `speakerd devices`)")
+
+
 def supports(pa: Any, device: Device | None, kind: str, rate: int, channels: int) -> bool:
     import pyaudio
 
@@ -156,10 +179,12 @@ def supports(pa: Any, device: Device | None, kind: str, rate: int, channels: int
         {"rate": rate, "output_format": pyaudio.paInt16}
     key = "input" if kind == "input" else "output"
     kwargs[f"{key}_channels"] = channels
-    kwargs[f"{key}_device"] = device.index if device else (
-        pa.get_default_input_device_info()["index"] if kind == "input"
-        else pa.get_default_output_device_info()["index"])
     try:
+        if device is None:
+            device = default_device(pa, kind)
+            if device is None:
+                return False
+        kwargs[f"{key}_device"] = device.index
         return bool(pa.is_format_supported(**kwargs))
     except (ValueError, OSError):
         return False
@@ -195,12 +220,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("speakerd devices: no audio devices found (is the sound card or HAT driver loaded? "
                   "try `aplay -l`)", file=sys.stderr)
             return 1
-        print(f"{'index':>5}  {'in':>3} {'out':>3}  {'rate':>6}  {'rates':<34}  name")
+        chosen = {kind: default_device(pa, kind) for kind in ("input", "output")}
+        print(f"{'index':>5}  {'in':>3} {'out':>3}  {'rate':>6}  {'rates':<34}  {'use':<7}  name")
         for d in devices:
             rates = "-" if args.no_probe else ",".join(str(r) for r in probe_rates(pa, d)) or "none"
+            use = "/".join(("in", "out")[k == "output"] for k, c in chosen.items() if c == d) or "-"
             print(f"{d.index:>5}  {d.max_input_channels:>3} {d.max_output_channels:>3}  "
-                  f"{d.default_rate:>6}  {rates:<34}  {d.name}")
-        print("\nUse a name fragment or an index in [audio] input_device / output_device.")
+                  f"{d.default_rate:>6}  {rates:<34}  {use:<7}  {d.name}")
+        for kind, c in chosen.items():
+            if c is None:
+                print(f"\n{no_device_message(kind)}")
+        print("\nuse: what speakerd takes while [audio] input_device (in) / output_device (out) is unset.")
+        print("Use a name fragment or an index in [audio] input_device / output_device.")
         return 0
     finally:
         pyaudio_release()

@@ -21,7 +21,15 @@ from typing import Any
 import numpy as np
 
 from speakerd.audio.aec import EchoCanceller
-from speakerd.audio.devices import AudioDeviceError, find_device, pyaudio_instance, pyaudio_release, supports
+from speakerd.audio.devices import (
+    AudioDeviceError,
+    default_device,
+    find_device,
+    no_device_message,
+    pyaudio_instance,
+    pyaudio_release,
+    supports,
+)
 from speakerd.audio.playqueue import PlayerStats, PlayQueue, _Chunk
 from speakerd.audio.resample import StreamResampler, resample_once
 from speakerd.config import AudioSettings
@@ -123,21 +131,21 @@ class Player(PlayQueue):
         import pyaudio
 
         s = self.settings
-        device = find_device(pa, s.output_device, "output")
+        device = find_device(pa, s.output_device, "output") or default_device(pa, "output")
+        if device is None:
+            raise AudioDeviceError(no_device_message("output"))
         rate = s.output_rate
         if rate is None:
             rate = SAMPLE_RATE_OUT
             if not supports(pa, device, "output", rate, 1):
-                info = pa.get_default_output_device_info()
-                rate = device.default_rate if device else int(info["defaultSampleRate"])
+                rate = device.default_rate
         # PortAudio's ALSA stream holds two host periods: half the budget each.
         period = max(32, rate * s.playback_buffer_ms // 2000)
         try:
             stream = pa.open(format=pyaudio.paInt16, channels=1, rate=rate, output=True,
-                             output_device_index=device.index if device else None, frames_per_buffer=period)
+                             output_device_index=device.index, frames_per_buffer=period)
         except (OSError, ValueError) as e:
-            name = device.name if device else "the default output"
-            raise AudioDeviceError(f"cannot open {name} at {rate} Hz: {e}") from None
+            raise AudioDeviceError(f"cannot open {device.name} at {rate} Hz: {e}") from None
         with contextlib.suppress(OSError, AttributeError):
             self.stats.device_buffer_ms = 1000.0 * stream.get_write_available() / rate
         with self._lock:
@@ -145,8 +153,10 @@ class Player(PlayQueue):
             self._queue.clear()
             self._rate, self._period = rate, period
             self._resampler = None
-            self._echo_resampler = StreamResampler(rate, SAMPLE_RATE_IN)
-            for chunk in pending:  # queued before the device rate was known
+            self._echo_resampler = StreamResampler(rate, SAMPLE_RATE_IN, "LQ")
+            last_reply = max((i for i, c in enumerate(pending) if c.is_reply and c.rate == SAMPLE_RATE_OUT),
+                             default=-1)
+            for i, chunk in enumerate(pending):  # queued before the device rate was known
                 if chunk.rate != rate:
                     if chunk.is_reply and chunk.rate == SAMPLE_RATE_OUT:
                         samples = self._reply_resampler().process(chunk.samples)
@@ -154,6 +164,11 @@ class Player(PlayQueue):
                         samples = resample_once(chunk.samples, chunk.rate, rate)
                     chunk = _Chunk(samples.astype(np.float32), rate, chunk.reply_start, chunk.is_reply, chunk.absolute)
                 self._queue.append(chunk)
+                if i == last_reply and not self._in_reply:
+                    # The reply ended before the device opened: its held-back last ms follow it.
+                    tail = self._reply_resampler().flush().astype(np.float32)
+                    if len(tail):
+                        self._queue.append(_Chunk(tail, rate))
         self.stats.device_rate = rate
         return stream
 
@@ -163,7 +178,7 @@ class Player(PlayQueue):
         while True:
             with self._lock:
                 while not self._queue and not self._stop:
-                    self._lock.wait(0.5)
+                    self._lock.wait()  # every change of queue or stop notifies: no idle wake-ups
                 if self._stop:
                     return
             pa = None

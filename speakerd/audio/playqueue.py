@@ -247,7 +247,7 @@ class PlayQueue:
                     self._fade_in = True
                 self._busy = False
                 self._wake_drainers()
-                self._lock.wait(0.5)
+                self._lock.wait()  # every change of queue or stop notifies: no idle wake-ups
             if self._stop:
                 self._busy = False
                 return None

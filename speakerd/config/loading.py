@@ -219,17 +219,24 @@ def _permission_warnings(path: Path) -> list[str]:
 
 
 def _credential_warnings(env: Mapping[str, str] | None) -> list[str]:
-    """The key file must be readable by speakerd alone (systemd makes it 0400; a copy may not be)."""
+    """The key must be readable by speakerd (and root) alone.
+
+    systemd before 257 hands it over as the service user's 0400; 257 as root:root 0440 with an
+    ACL entry for the service user, which is just as private: the ACL is checked, not just the bits.
+    """
+    from speakerd.acl import other_readers
+
     cred_dir = (os.environ if env is None else env).get("CREDENTIALS_DIRECTORY")
     if not cred_dir:
         return []
     cred = Path(cred_dir) / CREDENTIAL_NAME
     try:
-        mode = cred.stat().st_mode
+        readers = other_readers(cred)
     except OSError:
         return []
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        return [f"credential {CREDENTIAL_NAME}: readable by other users; run: chmod 600 {cred}"]
+    if readers:
+        return [f"credential {CREDENTIAL_NAME}: readable by {', '.join(readers)}; make the key file "
+                f"readable by its owner only (chmod 600, and setfacl -b if it has an ACL): {cred}"]
     return []
 
 

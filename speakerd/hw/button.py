@@ -161,10 +161,12 @@ class GestureButton:
         self.polling = settings.button_polling
         pull_up = settings.button_pull_up
         if not self.polling:
-            from gpiozero import BadPinFactory, Button, GPIOPinInUse, PinInvalidPin
+            from gpiozero import BadPinFactory, DigitalInputDevice, GPIOPinInUse, PinInvalidPin
 
+            # Not gpiozero's Button: its hold thread wakes ten times a second for the life of the
+            # process, and holds are timed here (GestureDetector) anyway. Same pin, same edges.
             try:
-                self.device = Button(self.pin, pull_up=pull_up, bounce_time=None, pin_factory=factory)
+                self.device = DigitalInputDevice(self.pin, pull_up=pull_up, bounce_time=None, pin_factory=factory)
             except (PinInvalidPin, GPIOPinInUse, BadPinFactory) as e:
                 raise device_error(f"button_pin {self.pin}", e) from None
             except Exception as e:
@@ -173,8 +175,8 @@ class GestureButton:
                             self.pin, str(e).strip() or type(e).__name__, settings.button_poll_ms)
                 self.polling = True
             else:
-                self.device.when_pressed = self._on_pressed
-                self.device.when_released = self._on_released
+                self.device.when_activated = self._on_pressed
+                self.device.when_deactivated = self._on_released
         if self.polling:
             from gpiozero import InputDevice
 

@@ -39,7 +39,8 @@ def main(scene: str) -> None:
     mic = args.get("mic", "fifo")
     dev = SoftDevices(d / "alsa", speaker_rate=int(args.get("speaker_rate", 24000)),
                       mic_infile=None if mic == "fifo" else Path("/dev/zero") if mic == "zero" else d / mic,
-                      speaker_fifo=args.get("speaker_fifo") == "True", with_mic=args.get("with_mic") != "False")
+                      speaker_fifo=args.get("speaker_fifo") == "True", with_mic=args.get("with_mic") != "False",
+                      playback_only=args.get("playback_only") == "True")
     os.environ.update(dev.env())
     # Only now: importing the scenes imports PyAudio, which must see the devices set up above.
     from tests.audio import scenes

@@ -9,6 +9,9 @@ returns what it observed (JSON-able); the test in the parent process makes the a
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
+import logging
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -137,6 +140,7 @@ async def stereo_44k1_microphone_and_48k_speaker(dev: SoftDevices, d: Path) -> R
     player.start()
     tone = (0.25 * np.sin(2 * np.pi * 300 * np.arange(24000) / 24000) * 32767).astype(np.int16)
     player.play(tone.tobytes())
+    player.end_of_reply()  # as the daemon does at turn end: the resampler hands out its last ms
     await until(lambda: len(frames) >= 30, "30 captured frames", timeout=WAIT, interval=0.05)
     cap.stop()
     await player.drain()
@@ -144,6 +148,44 @@ async def stereo_44k1_microphone_and_48k_speaker(dev: SoftDevices, d: Path) -> R
     np.save(d / "got.npy", np.frombuffer(b"".join(f.pcm for f in frames[:30]), dtype=np.int16))
     return {"faults": messages(faults), "rate": cap.stats.device_rate,
             "channels": cap.stats.device_channels, "player_rate": player.stats.device_rate}
+
+
+@scene
+async def no_microphone_then_one_plugged_in(dev: SoftDevices, d: Path) -> Report:
+    """input_device unset and ALSA's default cannot capture: a fault, retries, then the new device."""
+    logged: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            logged.append(record.getMessage())
+
+    logging.getLogger("speakerd").addHandler(Keep())
+    logging.getLogger("speakerd").setLevel(logging.INFO)
+    loop = asyncio.get_running_loop()
+    frames: list[AudioFrame] = []
+    faults: list[DeviceFault] = []
+    cap = Capture(config.AudioSettings(reopen_max_seconds=0.3), loop, frames.append, faults.append)
+    cap.start()
+    await until(lambda: cap.stats.reopens >= 3, "three quiet retries", timeout=WAIT, interval=0.02)
+    alive = cap.alive
+    dev.with_mic = True  # a USB microphone plugged in
+    dev.write()
+    await until(lambda: len(frames) >= 3, "frames from the new microphone", timeout=WAIT, interval=0.02)
+    cap.stop()
+    return {"faults": [(f.message, f.recovered) for f in faults], "alive": alive, "logged": logged}
+
+
+@scene
+async def devices_listing(dev: SoftDevices, d: Path) -> Report:
+    """`speakerd devices --no-probe`: which device an unset input_device would use."""
+    from speakerd.audio import devices
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = devices.main(["--no-probe"])
+    text = buf.getvalue()
+    rows = {line.split()[-1]: line.split()[-2] for line in text.splitlines()[1:] if line[:5].strip().isdigit()}
+    return {"rc": rc, "rows": rows, "text": text}
 
 
 @scene

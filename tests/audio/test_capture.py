@@ -25,3 +25,24 @@ def test_a_microphone_that_appears_later_is_picked_up(tmp_path: Path) -> None:
     assert first.startswith("audio.input_device: no input device matches 'speakerd_mic'") and not recovered0
     assert back == "microphone is back" and recovered1
     assert out["frames"] >= 1
+
+
+def test_a_pi_with_no_microphone_reports_it_and_finds_one_plugged_in_later(tmp_path: Path) -> None:
+    """input_device unset and ALSA's default cannot capture (card 0 is the headphone jack): a fault
+    that says so and retries with backoff, never a dead thread; a microphone plugged in is used."""
+    out = run_child("no_microphone_then_one_plugged_in", tmp_path, mic="zero", with_mic=False, playback_only=True)
+    (first, recovered0), (back, recovered1) = out["faults"]  # one fault per outage, not per retry
+    assert first.startswith("no microphone found: no audio device can capture") and not recovered0
+    assert out["alive"]
+    assert back == "microphone is back" and recovered1
+    assert "microphone: input_device is unset; using 'speakerd_mic' (index 0)" in out["logged"]
+
+
+def test_speakerd_devices_marks_what_an_unset_device_would_use(tmp_path: Path) -> None:
+    out = run_child("devices_listing", tmp_path, mic="zero", playback_only=True)
+    assert out["rc"] == 0
+    assert out["rows"] == {"speakerd_mic": "in", "speakerd_speaker": "-", "default": "out"}
+    (tmp_path / "none").mkdir()
+    out = run_child("devices_listing", tmp_path / "none", mic="zero", with_mic=False, playback_only=True)
+    assert out["rows"] == {"speakerd_speaker": "-", "default": "out"}
+    assert "no microphone found" in out["text"]

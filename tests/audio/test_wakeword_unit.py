@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -149,3 +150,73 @@ async def test_real_and_tiny_models_together_report_their_own_names(models: dict
     found, _ = await run(s, frames(10))
     assert [(f.model, f.frame_index) for f in found] == [("high", 5)]  # silence: hey_jarvis stays quiet
     assert np.isfinite(found[0].score)
+
+
+class Flaky:
+    """A real openwakeword Model that fails on demand: the boundary a broken ONNX runtime would be."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.failing = False
+
+    def predict(self, x: np.ndarray) -> dict[str, float]:
+        if self.failing:
+            raise RuntimeError("onnxruntime: bad allocation\nsecond line")
+        scores: dict[str, float] = self.model.predict(x)
+        return scores
+
+    def reset(self) -> None:
+        self.model.reset()
+
+
+async def test_a_failing_flush_or_frame_does_not_end_listening(models: dict[str, str],
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    s = config.WakewordSettings(models=[models["high"]], refractory_seconds=0)
+    flaky = Flaky(load_model(s))
+    found: list[WakeDetected] = []
+    det = WakeWordDetector(s, asyncio.get_running_loop(), found.append, model=flaky)
+    flaky.failing = True
+    det.reset()  # the post-conversation flush now fails, then every frame does
+    for f in frames(20):
+        det.feed(f)
+    await det.settled()
+    assert det.errors == 21 and det.frames == 0 and found == []
+    errors = [r.getMessage() for r in caplog.records if r.name == "speakerd.wakeword"]
+    assert errors == ["wake-word flush failed: onnxruntime: bad allocation"]  # once, one line
+    flaky.failing = False
+    det.reset()
+    for f in frames(6, start=100):
+        det.feed(f)
+    await det.settled()
+    await asyncio.sleep(0)
+    assert [f.frame_index for f in found] == [105]  # still listening, and afresh
+    await asyncio.to_thread(det.close)
+
+
+def test_speakerd_models_score_exactly_as_stock_openwakeword() -> None:
+    """load_model changes onnxruntime's options and the length of openwakeword's raw-audio deque;
+    neither may change a single score. Stock openwakeword on the same audio is the reference (its
+    warm-up uses numpy's global random state, seeded alike for both)."""
+    from speakerd_workshop.emulator.tts import synthesize
+
+    from speakerd.wakeword import _openwakeword, _resources, model_path
+
+    _openwakeword()
+    from openwakeword.model import Model
+
+    said = np.frombuffer(synthesize("hey jarvis, what time is it", rate=16000), dtype=np.int16)
+    rng = np.random.default_rng(5)
+    audio = np.concatenate([(rng.standard_normal(16000 * 3) * 300).astype(np.int16), said,
+                            (rng.standard_normal(16000 * 12) * 300).astype(np.int16)])  # past 10 s
+    res = _resources()
+    np.random.seed(7)
+    stock = Model(wakeword_models=[str(model_path("hey_jarvis"))], inference_framework="onnx",
+                  melspec_model_path=str(res / "melspectrogram.onnx"),
+                  embedding_model_path=str(res / "embedding_model.onnx"))
+    np.random.seed(7)
+    ours = load_model(config.WakewordSettings(models=["hey_jarvis"]))
+    assert ours.preprocessor.raw_data_buffer.maxlen < stock.preprocessor.raw_data_buffer.maxlen
+    a = [stock.predict(audio[i : i + 1280])["hey_jarvis_v0.1"] for i in range(0, len(audio) - 1279, 1280)]
+    b = [ours.predict(audio[i : i + 1280])["hey_jarvis_v0.1"] for i in range(0, len(audio) - 1279, 1280)]
+    assert max(a) > 0.5  # the phrase is heard: the comparison covers a detection
+    assert a == b

@@ -64,6 +64,41 @@ def mic_absent_at_start_then_plugged(workdir: Path) -> str:
         rig.close()
 
 
+def pi_default_cannot_capture(workdir: Path) -> str:
+    """A Pi as flashed: input_device unset, ALSA's default is the headphone jack (no capture), no
+    microphone. Before: an OSError killed the capture thread and systemd restarted the daemon every
+    ~25 s. Now: READY, the error state says so, and a microphone plugged in later is used."""
+    rig = make_rig(workdir, config=FAST_REOPEN)
+    rig.emulator = EmulatorThread(scenario=SCENARIO, api_key=API_KEY).start()
+    rig._own_emulator = True  # the rig stops what it owns
+    rig.devices = SoftDevices(workdir / "alsa", with_mic=False, playback_only=True)
+    try:
+        rig.write_config()
+        text = rig.config_path.read_text()
+        rig.config_path.write_text("\n".join(x for x in text.splitlines() if not x.startswith("input_device")))
+        rig.start()
+        assert rig.notify is not None and rig.proc is not None
+        pid = rig.proc.pid
+        rig.wait_state("error", timeout=20)
+        status = rig.ctl("status")
+        assert status["state"] == "error" and "no microphone found" in status["last_error"], status
+        assert truthful(rig) == "error"
+        time.sleep(3.0)  # several retries with backoff, and still the same process
+        assert rig.proc.poll() is None and rig.proc.pid == pid and rig.notify.count("READY") == 1
+        mark = len(rig.lines)
+        rig.devices.with_mic = True
+        rig.devices.write()
+        rig.wait_log(r"using 'speakerd_mic'", timeout=20, start=mark)
+        rig.wait_log(r"microphone is back", timeout=20, start=mark)
+        rig.wait_state("idle", timeout=10, start=mark)
+        answered(rig, ask(rig, "what time is it"), ANSWER)
+        no_tracebacks(rig)
+        return (f"READY once, state error: {status['last_error']!r}, no restart; "
+                "microphone plugged in: used (logged), idle, answers")
+    finally:
+        rig.close()
+
+
 def mic_gone_while_running(workdir: Path) -> str:
     """The device is closed by a mute, removed, and opened again by the unmute."""
     with make_rig(workdir, config=FAST_REOPEN) as rig:
@@ -248,6 +283,9 @@ def mic_pulled_mid_stream(workdir: Path) -> str:
 CASES = [
     Case("mic-absent-at-start", "devices", "no microphone at start, plugged in later",
          "READY; error state and STATUS; recovers by itself; answers", mic_absent_at_start_then_plugged),
+    Case("pi-default-cannot-capture", "devices", "input_device unset, ALSA default cannot capture, no microphone",
+         "READY; error state 'no microphone found'; no restart; a microphone plugged in is used; answers",
+         pi_default_cannot_capture),
     Case("mic-gone-while-running", "devices", "microphone removed (seen at the next open)",
          "error state and STATUS; recovers by itself; answers", mic_gone_while_running),
     Case("mic-pulled-mid-stream", "devices", "microphone vanishes while being read (sound server killed)",

@@ -28,13 +28,17 @@ class SoftDevices:
     before PyAudio, or pass ``mic_infile=Path("/dev/zero")`` for a silent microphone. The speaker
     is converted to ``speaker_rate`` mono by ALSA's ``plug``; with ``speaker_fifo`` it is a FIFO
     that a ``SpeakerSink`` must drain (start it before PyAudio too).
+
+    ``playback_only=True`` is a Raspberry Pi's own sound: ALSA's ``default`` and the speaker can
+    only play (card 0 is the headphone jack), so the microphone, if any, is the only device that
+    can capture; without it nothing can.
     """
 
     mic_name = "speakerd_mic"
     speaker_name = "speakerd_speaker"
 
     def __init__(self, directory: Path, *, speaker_rate: int = 24000, mic_infile: Path | None = None,
-                 speaker_fifo: bool = False, with_mic: bool = True) -> None:
+                 speaker_fifo: bool = False, with_mic: bool = True, playback_only: bool = False) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.mic_fifo = mic_infile or directory / "mic.fifo"
@@ -45,6 +49,7 @@ class SoftDevices:
             os.mkfifo(self.speaker_file)
         self.speaker_rate = speaker_rate
         self.with_mic = with_mic
+        self.playback_only = playback_only
         self.extra = ""  # more PCM definitions, e.g. a microphone behind a sound server
         self.conf = directory / "asound.conf"
         self.write()
@@ -59,12 +64,36 @@ class SoftDevices:
         mic = f"""
 pcm.{self.mic_name} {{
     type file
-    slave.pcm "speakerd_null"
+    slave.pcm {{ type null }}
     file "/dev/null"
     infile "{self.mic_fifo}"
     format "raw"
 }}
 """ if self.with_mic else ""
+        if self.playback_only:  # nested, unnamed PCMs: PortAudio lists only the named ones
+            return mic + self.extra + f"""
+pcm.!default {{
+    type asym
+    playback.pcm "{self.speaker_name}"
+}}
+pcm.{self.speaker_name} {{
+    type asym
+    playback.pcm {{
+        type plug
+        slave {{
+            pcm {{
+                type file
+                slave.pcm {{ type null }}
+                file "{self.speaker_file}"
+                format "raw"
+            }}
+            rate {self.speaker_rate}
+            channels 1
+            format S16_LE
+        }}
+    }}
+}}
+"""
         return mic + self.extra + f"""
 pcm.{self.speaker_name} {{
     type plug
