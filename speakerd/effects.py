@@ -18,7 +18,7 @@ State = Literal[
     "booting", "idle", "wake", "listening", "thinking", "speaking", "muted", "offline", "error", "alarm"
 ]
 STATES: tuple[State, ...] = get_args(State)
-TimerName = Literal["follow_up", "idle_timeout", "max_session"]
+TimerName = Literal["follow_up", "idle_timeout", "max_session", "error_shown"]
 
 
 class _Effect:

@@ -325,6 +325,10 @@ class Machine(UserActions, ServiceRules, AlarmRules, PushToTalkRules):
         return [StartTimer("follow_up", self.timings.follow_up_seconds), *self._open_voice_turn()]
 
     def _timer(self, name: TimerName) -> list[Effect]:
+        if name == "error_shown":  # a passing failure was shown long enough: back to listening for a wake
+            if self.state == "error" and not self.in_conversation and not self.mic_failed:
+                return self._to("muted" if self.muted else "idle")
+            return []
         if not self.in_conversation:
             return []
         if name == "follow_up":

@@ -8,8 +8,10 @@ line), and the rules for them are about the world failing, not about the convers
 
 from __future__ import annotations
 
-from speakerd.effects import Earcon, Effect, FlushPlayback, Log, State
+from speakerd.effects import Earcon, Effect, FlushPlayback, Log, StartTimer, State
 from speakerd.events import DeviceFault, SessionState
+
+ERROR_SHOWN_SECONDS = 3.0  # how long a passing failure keeps the error LED on
 
 
 class ServiceRules:
@@ -56,7 +58,7 @@ class ServiceRules:
         self.error = f"no answer from the service after {waited:.0f} s"
         fx = [FlushPlayback(), *self._end(self.error, earcon="error")]
         if not self.muted and not self.mic_failed:
-            fx += self._to("error")  # until the next wake, which tries again
+            fx += [*self._to("error"), StartTimer("error_shown", ERROR_SHOWN_SECONDS)]  # then idle again
         return fx
 
     def _session(self, ev: SessionState) -> list[Effect]:
