@@ -37,6 +37,21 @@ apt_ensure() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# apt_optional PKG...: install those of the packages this system's archives have; say which not.
+# (python3-lgpio is in Raspberry Pi OS's archive, not Debian's: plain Debian runs without it.)
+apt_optional() {
+    local pkg have=() updated=no
+    for pkg in "$@"; do
+        if ! apt-cache show "$pkg" >/dev/null 2>&1 && [ "$updated" = no ]; then
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+            updated=yes
+        fi
+        if apt-cache show "$pkg" >/dev/null 2>&1; then have+=("$pkg")
+        else say "skipping $pkg: not in this system's package archives"; fi
+    done
+    [ "${#have[@]}" -eq 0 ] || apt_ensure "${have[@]}"
+}
+
 # pick_python: the newest python3 >= 3.11 on PATH.
 pick_python() {
     local py
