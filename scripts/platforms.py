@@ -31,6 +31,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -580,6 +581,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--targets", help=f"comma list of {', '.join(ALL_TARGETS)}, or all")
     p.add_argument("--render", action="store_true", help="only rewrite docs/platforms.md from the JSON")
     args = p.parse_args(argv)
+    # SIGTERM (timeout, kill) unwinds like Ctrl-C, so each container is powered off on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     results = load_results()
     if not args.render:
         why = cannot_run()
@@ -591,6 +594,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.mkdir(parents=True, exist_ok=True)
         for name in targets_from(args.targets):
             res = run_target(name, cache, logs)
+            results = load_results()  # another run may have written its row meanwhile
             results[name] = res.__dict__
             RESULTS.parent.mkdir(parents=True, exist_ok=True)
             RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
