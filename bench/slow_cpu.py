@@ -198,94 +198,185 @@ def speaker_underruns(sink: ClockedSpeaker, start: float, end: float) -> tuple[i
     return sum(1 for x in stretches if x > UNDERRUN_S), round(sum(stretches), 3)
 
 
-def one_quota(percent: int, cg: CpuQuota, wake: bytes, question: bytes) -> dict[str, Any]:
+def conversation(rig: SlowRig, cg: CpuQuota, percent: int, say: bytes) -> dict[str, Any]:
+    """One "hey jarvis ..." and its reply, counted from the daemon's and the rig's side."""
+    assert rig.mic is not None and rig.sink is not None
+    mic = rig.mic
+    assert isinstance(mic, DroppingMic)
+    before = rig.ctl("status")["audio"]
+    dropped0, throttled0, t0 = mic.dropped, cg.throttled(), time.monotonic()
+    mark = len(rig.lines)
+    mic.say(say)
+    out: dict[str, Any] = {"quota_percent": percent, "completed": False}
+    try:
+        w = rig.wait_log(r"^wake word ", timeout=30, start=mark)
+        out["wake_s"] = round(rig.lines[w].at - (t0 + 0.5), 2)  # from the word's start, 0.5 s in
+        s = rig.wait_state("speaking", timeout=60, start=w)
+        speaking_at = rig.lines[s].at
+        e = rig.wait_log(r"^state (?!speaking$)", timeout=90, start=s + 1)  # played out
+        reply_end_at = rig.lines[e].at
+        rig.wait_state("idle", timeout=90, start=s)
+        out["completed"] = True
+    except TimeoutError as exc:
+        out["error"] = str(exc).splitlines()[0]
+        speaking_at = reply_end_at = time.monotonic()
+    mic.wait_idle(timeout=30)
+    after = rig.ctl("status")["audio"]
+    gaps, silent = speaker_underruns(rig.sink, speaking_at, reply_end_at)
+    out.update(
+        capture_overflows=after["overflows"] - before["overflows"],
+        wake_frames_dropped=after["wake_dropped"] - before["wake_dropped"],
+        playback_underruns=after["underruns"] - before["underruns"],
+        mic_periods_lost=mic.dropped - dropped0,
+        speaker_underruns=gaps, speaker_silence_s=silent,
+        played_seconds=round((after["played_samples"] - before["played_samples"]) / 24000, 2),
+        throttled_s=round(cg.throttled() - throttled0, 2),
+        conversation_s=round(time.monotonic() - t0, 1),
+    )
+    # The daemon's playback_underruns counts its queue running empty while a reply lasts, and it
+    # does so once at the start of most replies at any quota (the first chunk goes straight into
+    # the device buffer before the next arrives): reported, but the speaker's own underruns decide.
+    out["passed"] = bool(out["completed"]) and all(out[k] == 0 for k in COUNTS) and out["played_seconds"] > 0
+    return out
+
+
+COUNTS = ("capture_overflows", "wake_frames_dropped", "mic_periods_lost", "speaker_underruns")
+
+
+def one_quota(percent: int, cg: CpuQuota, say: bytes, rounds: int) -> list[dict[str, Any]]:
+    """A fresh daemon, moved under the quota once READY, idle 5 s, then ``rounds`` conversations."""
     with tempfile.TemporaryDirectory() as tmp, SlowRig(
         Path(tmp), scenario=SCENARIO,
         config="[conversation]\nfollow_up_seconds = 0.5\n[live.vad]\nsilence_duration_ms = 500\n",
     ) as rig:
-        assert rig.proc is not None and rig.mic is not None and rig.sink is not None and rig.emulator is not None
-        mic = rig.mic
-        assert isinstance(mic, DroppingMic)
+        assert rig.proc is not None
         cg.set(percent)
         cg.add(rig.proc.pid)
         time.sleep(5.0)  # idle under the quota: the wake-word path alone
-        before = rig.ctl("status")["audio"]
-        dropped0, throttled0, cpu0 = mic.dropped, cg.throttled(), time.monotonic()
-        mark = len(rig.lines)
-        rig.mic.say(wake + question)
-        out: dict[str, Any] = {"quota_percent": percent, "completed": False}
-        try:
-            w = rig.wait_log(r"^wake word ", timeout=30, start=mark)
-            out["wake_s"] = round(rig.lines[w].at - (cpu0 + 0.5), 2)  # from the word's start, 0.5 s in
-            s = rig.wait_state("speaking", timeout=60, start=w)
-            speaking_at = rig.lines[s].at
-            e = rig.wait_log(r"^state (?!speaking$)", timeout=90, start=s + 1)  # played out
-            reply_end_at = rig.lines[e].at
-            rig.wait_state("idle", timeout=90, start=s)
-            out["completed"] = True
-        except TimeoutError as exc:
-            out["error"] = str(exc).splitlines()[0]
-            speaking_at = reply_end_at = time.monotonic()
-        rig.mic.wait_idle(timeout=30)
-        after = rig.ctl("status")["audio"]
-        gaps, silent = speaker_underruns(rig.sink, speaking_at, reply_end_at)
-        out.update(
-            capture_overflows=after["overflows"] - before["overflows"],
-            wake_frames_dropped=after["wake_dropped"] - before["wake_dropped"],
-            playback_underruns=after["underruns"] - before["underruns"],
-            mic_periods_lost=mic.dropped - dropped0,
-            speaker_underruns=gaps, speaker_silence_s=silent,
-            played_seconds=round((after["played_samples"] - before["played_samples"]) / 24000, 2),
-            throttled_s=round(cg.throttled() - throttled0, 2),
-            conversation_s=round(time.monotonic() - cpu0, 1),
-        )
-        # The daemon's playback_underruns counts its queue running empty while a reply lasts, and it
-        # does so once at the start of every reply at any quota (the first chunk goes straight into
-        # the device buffer before the next arrives): reported, but the speaker's own underruns decide.
-        counts = ("capture_overflows", "wake_frames_dropped", "mic_periods_lost", "speaker_underruns")
-        out["passed"] = bool(out["completed"]) and all(out[k] == 0 for k in counts) and out["played_seconds"] > 0
+        out = []
+        for _ in range(rounds):
+            out.append(conversation(rig, cg, percent, say))
+            if not out[-1]["completed"]:
+                break  # it could not keep up at all: more rounds would say nothing new
         return out
+
+
+def lowest(rows: list[dict[str, Any]], ok: Any) -> int | None:
+    """The lowest quota at and above which every tried quota was ``ok``."""
+    best = None
+    for q in sorted({r["quota_percent"] for r in rows}, reverse=True):
+        if not ok([r for r in rows if r["quota_percent"] == q]):
+            break
+        best = q
+    return best
+
+
+def section(res: dict[str, Any]) -> str:
+    """The slow-CPU part of docs/platforms.md (scripts/platforms.py keeps it when it rewrites)."""
+    lines = [
+        "## A slow CPU",
+        "",
+        f"Measured by `bench/slow_cpu.py` on {res['date']} ({res['cpu']}, cgroup {res['cgroup']},",
+        f"load average {res['load_average_1m']:.1f} on this shared 2-core machine). The daemon process,",
+        "all its threads, is held to a CPU quota of a fraction of one core from READY on, idles 5 s, then has",
+        f"{res['rounds']} spoken conversations per quota. Counted per conversation: the daemon's capture",
+        "overflows and dropped wake-word frames (`speakerctl status --json`, `audio`), microphone",
+        f"periods a sound card would have lost (the capture buffer holds {res['mic_buffer_ms']:.0f} ms), and",
+        "speaker underruns (a stretch of over 10 ms inside the reply when the speaker, drained in real",
+        "time, found nothing to play).",
+        "",
+        "| quota of one core | conversations passed | wake after | capture overflows | wake frames dropped "
+        "| mic periods lost | speaker underruns | daemon `underruns` | throttled |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for q in sorted({r["quota_percent"] for r in res["rows"]}, reverse=True):
+        rs = [r for r in res["rows"] if r["quota_percent"] == q]
+        wakes = [r["wake_s"] for r in rs if r.get("wake_s") is not None]
+
+        def total(key: str, rs: list[dict[str, Any]] = rs) -> str:
+            return str(sum(int(r[key]) for r in rs))
+
+        lines.append(f"| {q} % | {sum(r['passed'] for r in rs)} of {res['rounds']}"
+                     f"{' (gave up: no reply)' if not rs[-1]['completed'] else ''} | "
+                     f"{(f'{max(wakes):.2f} s' if wakes else '–')} | {total('capture_overflows')} | "
+                     f"{total('wake_frames_dropped')} | {total('mic_periods_lost')} | {total('speaker_underruns')} | "
+                     f"{total('playback_underruns')} | {sum(r['throttled_s'] for r in rs):.1f} s |")
+    every, most = res["lowest_every_round"], res["lowest_majority"]
+    lines += [
+        "",
+        f"**Lowest quota with 0 overflows, 0 dropped wake frames and 0 underruns in every conversation: "
+        f"{every if every is not None else 'none'} % of one core** of this machine"
+        f" ({most if most is not None else 'none'} % when two of three conversations must pass, which forgives"
+        " the odd stall that other users of this machine cause).",
+        "",
+        "The daemon's own `underruns` counter is not used for the verdict: it counts the player's queue",
+        "running empty while a reply lasts, and that happens at the start of most replies at any quota,",
+        "100 % included, while the device buffer still holds audio (the first chunk goes straight into",
+        "it before the second arrives). It over-counts; the speaker's own clock is the measure here.",
+        "",
+        "What it means for a Pi, as an estimate (not measured on a Pi): published single-core",
+        "benchmarks (Geekbench 5 class) put a Raspberry Pi 4 (Cortex-A72, 1.5-1.8 GHz) at roughly a",
+        "quarter to a fifth of a current x86-64 server core, and a Pi Zero 2 W or Pi 3 (Cortex-A53,",
+        "1.0-1.4 GHz) at roughly a tenth to a fifteenth; vectorised inference (onnxruntime on NEON",
+        "against AVX2) can fall further behind than that. So a quota of N % here is very roughly",
+        "4-5 N % of one Pi 4 core and 10-15 N % of one Pi Zero 2 W core. The quota caps all the",
+        "daemon's threads together on one core's worth of time; a Pi's four cores can run them side",
+        "by side, so this errs on the safe side for the CPU, not for memory (the Zero 2 W has 512 MB).",
+    ]
+    if every is not None:
+        lines += [
+            "",
+            f"At {every} % here: about {4 * every}-{5 * every} % of a Pi 4 core, which leaves plenty of room, "
+            f"and about {10 * every}-{15 * every} % of a Pi Zero 2 W core, which "
+            + ("should fit." if 15 * every <= 60
+               else "is tight: the Zero 2 W is the model to try first on real hardware."),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(text: str) -> None:
+    doc = ROOT / "docs" / "platforms.md"
+    old = doc.read_text() if doc.exists() else "# Platforms\n\n"
+    head = old[: old.index("## A slow CPU")] if "## A slow CPU" in old else old.rstrip("\n") + "\n\n"
+    doc.write_text(head + text)
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--quotas", default=",".join(map(str, QUOTAS)), help="percent of one core, comma list")
+    p.add_argument("--rounds", type=int, default=3, help="conversations per quota")
     args = p.parse_args()
     if os.geteuid() != 0:
         print("needs root: it makes a cgroup to hold the daemon to a CPU quota", file=sys.stderr)
         return 2
     quotas = [int(q) for q in args.quotas.split(",")]
-    wake = b"\0\0" * 8000 + synthesize("hey jarvis", rate=16000) + b"\0\0" * 6000
-    question = synthesize("what is the weather like?", rate=16000)
+    say = (b"\0\0" * 8000 + synthesize("hey jarvis", rate=16000) + b"\0\0" * 6000
+           + synthesize("what is the weather like?", rate=16000))
     cg = CpuQuota(f"speakerd-slow-cpu-{os.getpid()}")
-    rows = []
+    rows: list[dict[str, Any]] = []
     try:
         for q in quotas:
-            row = one_quota(q, cg, wake, question)
-            rows.append(row)
-            print(f"{q:4d} % of a core: {'pass' if row['passed'] else 'FAIL'}  " + "  ".join(
-                f"{k}={row.get(k)}" for k in ("completed", "wake_s", "capture_overflows", "wake_frames_dropped",
-                                              "playback_underruns", "mic_periods_lost", "speaker_underruns",
-                                              "speaker_silence_s", "played_seconds", "throttled_s")), flush=True)
+            for row in one_quota(q, cg, say, args.rounds):
+                rows.append(row)
+                print(f"{q:4d} % of a core: {'pass' if row['passed'] else 'FAIL'}  " + "  ".join(
+                    f"{k}={row.get(k)}" for k in ("completed", "wake_s", *COUNTS, "playback_underruns",
+                                                  "speaker_silence_s", "throttled_s")), flush=True)
     finally:
         cg.close()
-    passing = [r["quota_percent"] for r in rows if r["passed"]]
-    # The figure: the lowest quota at and above which every tried quota passed.
-    lowest = None
-    for r in sorted(rows, key=lambda r: -r["quota_percent"]):
-        if not r["passed"]:
-            break
-        lowest = r["quota_percent"]
+    every = lowest(rows, lambda rs: len(rs) == args.rounds and all(r["passed"] for r in rs))
+    most = lowest(rows, lambda rs: 2 * sum(r["passed"] for r in rs) > args.rounds)
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                 if ln.startswith("model name")), platform.processor())
     res = {"cpu": cpu, "cgroup": f"v{cg.version}", "mic_buffer_ms": MIC_PIPE_BYTES / 32,
-           "underrun_threshold_s": UNDERRUN_S, "load_average_1m": os.getloadavg()[0], "rows": rows, "passing": passing, "lowest_passing_quota": lowest,
-           "date": time.strftime("%Y-%m-%d")}
-    print(f"lowest quota with 0 overflows, 0 dropped wake frames, 0 underruns: {lowest} % of one core ({cpu})")
+           "underrun_threshold_s": UNDERRUN_S, "load_average_1m": os.getloadavg()[0], "rounds": args.rounds,
+           "rows": rows, "lowest_every_round": every, "lowest_majority": most, "date": time.strftime("%Y-%m-%d")}
+    print(f"lowest quota with 0 overflows, 0 dropped wake frames, 0 underruns: {every} % of one core "
+          f"in every conversation, {most} % in most ({cpu})")
     out = ROOT / "bench" / "results" / "slow_cpu.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")
-    return 0 if lowest is not None else 1
+    write_section(section(res))
+    return 0 if every is not None else 1
 
 
 if __name__ == "__main__":
