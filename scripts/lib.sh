@@ -5,8 +5,9 @@
 SPEAKERD_BUILD_PKGS=(python3-venv python3-dev gcc pkg-config portaudio19-dev libsystemd-dev)
 SPEAKERD_RIG_PKGS=(espeak-ng sox alsa-utils systemd)
 # Only for scripts/test.sh: systemd-container boots the shipped unit under a real systemd, and a
-# PulseAudio server behind ALSA's pulse plugin is a microphone that can vanish mid-stream.
-SPEAKERD_TEST_PKGS=(systemd-container libasound2-plugins)
+# PulseAudio server behind ALSA's pulse plugin is a microphone that can vanish mid-stream;
+# debootstrap builds the Debian roots of the opt-in install runs (scripts/platforms.py).
+SPEAKERD_TEST_PKGS=(systemd-container libasound2-plugins debootstrap)
 
 # test_pkgs: SPEAKERD_TEST_PKGS, plus pulseaudio unless PipeWire serves Pulse clients here
 # (installing pulseaudio would remove pipewire-pulse from a desktop; those tests then skip).
