@@ -457,6 +457,8 @@ def load_results() -> dict[str, dict[str, Any]]:
 def _cell(value: str | None) -> str:
     if value is None or value == "":
         return "–"
+    value = re.sub(r"\x1b\[[0-9;]*m", "", value)  # a library's coloured stderr
+    value = re.sub(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ ", "", value)  # and its own timestamp
     return value.replace("|", "\\|").replace("\n", " ")
 
 
