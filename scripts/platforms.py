@@ -360,7 +360,12 @@ def run_target(name: str, cache: Path, logs: Path) -> Result:
             (root / "etc/systemd/system/speakerd.service.d/credential.conf").write_text(
                 f"[Service]\nLoadCredential=\nEnvironmentFile={ETC}/emulation-key.env\n")
             container.run(["systemctl", "daemon-reload"], timeout=60 * slow)
-            container.run(["systemctl", "restart", "speakerd"], timeout=900 * slow)
+            again = container.run(["systemctl", "restart", "speakerd"], timeout=900 * slow, check=False)
+            if again.returncode:
+                why = container.show("Result", "ExecMainStatus", "StatusErrno")
+                status = container.sh("systemctl status --no-pager -n 8 speakerd", check=False).stdout
+                (logs / f"{name}-status.log").write_text(status)
+                raise PlatformError(f"with the workaround too: {why}; " + " / ".join(status.splitlines()[-4:]))
         elif done.returncode:
             said = [ln for ln in (done.stdout + done.stderr).splitlines() if re.search(r"error|fail", ln, re.I)]
             raise PlatformError(f"exit {done.returncode}; unit {unit}; {' / '.join(said[-3:])[-400:]}")
