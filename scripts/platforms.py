@@ -365,7 +365,8 @@ def run_target(name: str, cache: Path, logs: Path) -> Result:
                 why = container.show("Result", "ExecMainStatus", "StatusErrno")
                 status = container.sh("systemctl status --no-pager -n 8 speakerd", check=False).stdout
                 (logs / f"{name}-status.log").write_text(status)
-                raise PlatformError(f"with the workaround too: {why}; " + " / ".join(status.splitlines()[-4:]))
+                raise PlatformError(f"243/CREDENTIALS under qemu-user, and with the key as EnvironmentFile too: {why}; "
+                                    + " / ".join(status.splitlines()[-4:]))
         elif done.returncode:
             said = [ln for ln in (done.stdout + done.stderr).splitlines() if re.search(r"error|fail", ln, re.I)]
             raise PlatformError(f"exit {done.returncode}; unit {unit}; {' / '.join(said[-3:])[-400:]}")
@@ -385,8 +386,21 @@ def run_target(name: str, cache: Path, logs: Path) -> Result:
         step = "conversation"
         print(f"==> {name}: one conversation", flush=True)
         opened = len(emulator.connections)
-        wake = b"\0\0" * 8000 + synthesize("hey jarvis", rate=16000) + b"\0\0" * 6000
-        mic.say(wake + synthesize("what is the weather like?", rate=16000))
+        question = synthesize("what is the weather like?", rate=16000)
+        if arch == NATIVE:
+            wake = b"\0\0" * 8000 + synthesize("hey jarvis", rate=16000) + b"\0\0" * 6000
+            mic.say(wake + question)
+        else:
+            # Emulated, onnxruntime infers a frame far slower than real time: the detector drops
+            # most frames (as designed), so the word is not heard. Record how far behind, then
+            # start the conversation with the control socket; the rest of the path is the same.
+            time.sleep(30)
+            idle = status_json(container, 30 * slow)["audio"]
+            res.warnings.append(f"emulated: the wake word cannot keep up (in {idle['frames']} microphone frames, "
+                                f"{idle['wake_frames']} inferred, {idle['wake_dropped']} dropped); conversation "
+                                "started by speakerctl wake")
+            container.sh("speakerctl wake", timeout=60 * slow)
+            mic.say(b"\0\0" * 8000 + question)
         emulator.wait_for(lambda: len(emulator.connections) > opened, timeout=60 * slow)
         st = wait_for("the reply to end (idle, one conversation)",
                       lambda: (s := status_json(container, 30 * slow))["state"] == "idle"
@@ -439,7 +453,7 @@ def run_target(name: str, cache: Path, logs: Path) -> Result:
             except (NspawnError, subprocess.SubprocessError) as e:
                 res.warnings.append(f"journal not read: {e}")
         if container is not None:
-            container.poweroff(timeout=60 * slow)
+            container.poweroff(timeout=120)  # then its init is killed: fine for a throw-away root
         if mic is not None:
             mic.close()
         if emulator is not None:
