@@ -5,8 +5,8 @@ quota (cgroup v2 ``cpu.max``, or v1 ``cpu.cfs_quota_us``) caps the daemon proces
 threads - at N % of one core; stepping N down finds where real-time audio starts to break.
 
 For each quota a fresh daemon starts at full speed (start-up is not what is measured), is moved
-into the cgroup once READY, idles 5 s, then hears "hey jarvis, what is the weather like?" and
-plays the emulator's reply. Counted, for that conversation:
+into the cgroup once READY with the unit's priority (Nice=-5), idles 5 s, then hears
+"hey jarvis, what is the weather like?" and plays the emulator's reply. Counted, for that conversation:
   - the daemon's own ``audio`` counters (``speakerctl status --json``): capture overflows,
     wake-word frames dropped, playback underruns (the reply ran dry before it ended);
   - at the rig, what a sound card would suffer: microphone periods that found the capture
@@ -49,6 +49,7 @@ from speakerd.events import FRAME_BYTES, SAMPLE_RATE_IN
 
 QUOTAS = (100, 50, 35, 25, 15, 10, 7, 5)
 PERIOD_US = 100_000
+NICE_MINUS_5_WEIGHT = 3121  # the kernel's CFS weight for nice -5 (nice 0 is 1024)
 MIC_PIPE_BYTES = 8192  # 256 ms of 16 kHz s16 mono: roughly 3 periods of 80 ms, as a card's ring
 UNDERRUN_S = 0.010  # silence the speaker had to insert, in one stretch, to count as an underrun
 SCENARIO = Scenario.from_dict({"default_reply": "It is sunny and mild today, with a light breeze from the west."})
@@ -80,8 +81,20 @@ class CpuQuota:
             (self.path / "cpu.cfs_quota_us").write_text(str(quota))
 
     def add(self, pid: int) -> None:
-        """Move the whole process (every thread; threads it starts later are born inside)."""
+        """Move the whole process (every thread; threads it starts later are born inside).
+
+        With the priority the shipped unit gives it (Nice=-5): every thread reniced, and the
+        cgroup weighted as a nice -5 task, since a cgroup competes with the rest of the machine
+        as one entity whatever its threads' nice values.
+        """
         (self.path / "cgroup.procs").write_text(str(pid))
+        if self.version == 2:
+            (self.path / "cpu.weight").write_text(str(NICE_MINUS_5_WEIGHT * 100 // 1024))
+        else:
+            (self.path / "cpu.shares").write_text(str(NICE_MINUS_5_WEIGHT))
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, int(task.name), -5)
 
     def throttled(self) -> float:
         """Seconds the cgroup spent throttled so far."""
@@ -278,7 +291,8 @@ def section(res: dict[str, Any]) -> str:
         "",
         f"Measured by `bench/slow_cpu.py` on {res['date']} ({res['cpu']}, cgroup {res['cgroup']},",
         f"load average {res['load_average_1m']:.1f} on this shared 2-core machine). The daemon process,",
-        "all its threads, is held to a CPU quota of a fraction of one core from READY on, idles 5 s, then has",
+        "all its threads, is held to a CPU quota of a fraction of one core from READY on, with the",
+        "unit's priority (Nice=-5, and the cgroup weighted alike), idles 5 s, then has",
         f"{res['rounds']} spoken conversations per quota. Counted per conversation: the daemon's capture",
         "overflows and dropped wake-word frames (`speakerctl status --json`, `audio`), microphone",
         f"periods a sound card would have lost (the capture buffer holds {res['mic_buffer_ms']:.0f} ms), and",
