@@ -68,7 +68,8 @@ read_key() {
 do_install() {
     local py venv
     if [ -z "$DESTDIR" ]; then
-        apt_ensure "${SPEAKERD_BUILD_PKGS[@]}" "${SPEAKERD_RUNTIME_PKGS[@]}" python3-lgpio python3-spidev
+        apt_ensure "${SPEAKERD_BUILD_PKGS[@]}" "${SPEAKERD_RUNTIME_PKGS[@]}" python3-spidev
+        apt_optional python3-lgpio
     fi
     py=$(pick_python)
     venv=$(d $PREFIX/venv)
@@ -88,6 +89,11 @@ do_install() {
     fi
     if [ -z "$DESTDIR" ]; then
         local g
+        # The unit asks for SupplementaryGroups=audio gpio spi, and systemd refuses to start it
+        # (216/GROUP) if one is missing: Raspberry Pi OS has gpio and spi, plain Debian does not.
+        for g in gpio spi; do
+            getent group "$g" >/dev/null || groupadd --system "$g"
+        done
         for g in audio gpio spi video; do
             getent group "$g" >/dev/null && usermod -aG "$g" speakerd
         done

@@ -10,9 +10,10 @@ SPEAKERD_RIG_PKGS=(espeak-ng sox alsa-utils systemd)
 # Only for scripts/test.sh: systemd-container boots the shipped unit under a real systemd, a
 # PulseAudio server behind ALSA's pulse plugin is a microphone that can vanish mid-stream, acl's
 # setfacl makes credentials like systemd 257's (root-owned, ACL for the service user), tzdata
-# gives the timer tests Europe/Berlin's daylight-saving rules, and mosquitto is the real MQTT
-# broker the Home Assistant tests and bench/arbitration.py start.
-SPEAKERD_TEST_PKGS=(systemd-container libasound2-plugins acl tzdata mosquitto)
+# gives the timer tests Europe/Berlin's daylight-saving rules, mosquitto is the real MQTT broker
+# the Home Assistant tests and bench/arbitration.py start, and debootstrap builds the Debian roots
+# of the opt-in install runs (scripts/platforms.py).
+SPEAKERD_TEST_PKGS=(systemd-container libasound2-plugins acl tzdata mosquitto debootstrap)
 
 # test_pkgs: SPEAKERD_TEST_PKGS, plus pulseaudio unless PipeWire serves Pulse clients here
 # (installing pulseaudio would remove pipewire-pulse from a desktop; those tests then skip).
@@ -41,6 +42,21 @@ apt_ensure() {
     say "installing Debian packages: ${missing[*]}"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# apt_optional PKG...: install those of the packages this system's archives have; say which not.
+# (python3-lgpio is in Raspberry Pi OS's archive, not Debian's: plain Debian runs without it.)
+apt_optional() {
+    local pkg have=() updated=no
+    for pkg in "$@"; do
+        if ! apt-cache show "$pkg" >/dev/null 2>&1 && [ "$updated" = no ]; then
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+            updated=yes
+        fi
+        if apt-cache show "$pkg" >/dev/null 2>&1; then have+=("$pkg")
+        else say "skipping $pkg: not in this system's package archives"; fi
+    done
+    [ "${#have[@]}" -eq 0 ] || apt_ensure "${have[@]}"
 }
 
 # pick_python: the newest python3 >= 3.11 on PATH.
