@@ -22,6 +22,7 @@ from pydantic import SecretStr, ValidationError
 from speakerd import models
 from speakerd.config import toml
 from speakerd.config.sections import ENV_PREFIX, Settings
+from speakerd.home.settings import mqtt_credential_warnings
 
 EX_CONFIG = 78
 DEFAULT_CONFIG_PATH = Path("/etc/speakerd/speakerd.toml")
@@ -252,6 +253,8 @@ def load(path: Path | str | None = None, *, env: Mapping[str, str] | None = None
     warnings = _permission_warnings(p)
     if source == "credential":
         warnings += _credential_warnings(env)
+    if settings.mqtt.enabled:
+        warnings += mqtt_credential_warnings(env)
     model = settings.live.model
     if not models.known(model):
         warnings.append(
