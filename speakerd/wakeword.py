@@ -26,6 +26,7 @@ import numpy as np
 from speakerd.config import WakewordSettings
 from speakerd.events import AudioFrame, WakeDetected
 from speakerd.memory import release_memory
+from speakerd.supervise import Supervised
 
 log = logging.getLogger("speakerd.wakeword")
 # onnxruntime (1.2x) otherwise keeps a device id and a growing SQLite telemetry database under
@@ -213,8 +214,8 @@ class WakeWordDetector:
         self._reset = threading.Event()
         self._streak: dict[str, int] = dict.fromkeys(self.keys, 0)
         self._quiet_until = -1.0  # monotonic: refractory period after a detection
-        self._thread = threading.Thread(target=self._run, name="speakerd-wakeword", daemon=True)
-        self._thread.start()
+        self._worker = Supervised("speakerd-wakeword", self._run)
+        self._worker.start()
 
     # Loop side ------------------------------------------------------------------------------------
 
@@ -244,6 +245,14 @@ class WakeWordDetector:
         self._reset.set()
 
     @property
+    def alive(self) -> bool:
+        return self._worker.alive
+
+    @property
+    def crashes(self) -> int:
+        return self._worker.crashes
+
+    @property
     def paused(self) -> bool:
         return self._paused
 
@@ -257,10 +266,11 @@ class WakeWordDetector:
         await asyncio.to_thread(self._queue.join)
 
     def close(self) -> None:
+        self._worker.stop()
         self._paused = True
         with contextlib.suppress(queue.Full):
             self._queue.put(None, timeout=1)
-        self._thread.join(timeout=3)
+        self._worker.join(timeout=3)
 
     # Thread ---------------------------------------------------------------------------------------
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tests.reliability import devices, network, process, production, security, state_cases
+from tests.reliability import devices, network, process, production, security, state_cases, workers
 from tests.reliability.harness import Case
 
 ALL_CASES: list[Case] = [
-    *network.CASES, *production.CASES, *security.CASES, *state_cases.CASES, *process.CASES, *devices.CASES,
+    *network.CASES, *production.CASES, *security.CASES, *state_cases.CASES, *process.CASES, *devices.CASES, *workers.CASES,
 ]

@@ -70,7 +70,7 @@ def kill_at_random_points(workdir: Path) -> str:
             f"{outcomes['fresh']} fresh (no handle stored yet); resumption file never half-written")
 
 
-HANG_HOOK = Path(__file__).resolve().parent / "hang"  # sitecustomize: SIGUSR2 hangs the loop
+HANG_HOOK = Path(__file__).resolve().parent / "hooks"  # sitecustomize: SIGUSR2 hangs the loop
 
 
 def _threads(pid: int) -> dict[int, str]:
