@@ -71,6 +71,7 @@ class PlayQueue:
         self._flush_at: float | None = None
         self._drainers: list[asyncio.Future[None]] = []
         self._held = False  # reply audio waits (hold()); sounds still play
+        self._buffering = False  # a reply waits until playback_prebuffer_ms of it is queued
 
     def play(self, pcm: bytes, *, gain: float = 1.0) -> None:
         """Queue 24 kHz s16le mono reply audio; never blocks."""
@@ -81,6 +82,8 @@ class PlayQueue:
             start = not self._in_reply
             self._in_reply = True
             self._dry = False
+            if start:
+                self._buffering = True  # a reply starts once playback_prebuffer_ms of it is queued
             if self._rate:
                 data = self._reply_resampler().process(samples).astype(np.float32) * gain
                 rate = self._rate
@@ -222,10 +225,17 @@ class PlayQueue:
             self._wake_drainers()
 
     def _playable(self) -> int | None:
-        """Index of the next chunk to play: while held, the first sound; under the lock."""
+        """Index of the next chunk to play: while held, the first sound; a reply only once enough of
+        it is queued to ride out a late packet (or it has ended); under the lock."""
         for i, chunk in enumerate(self._queue):
-            if not (self._held and chunk.is_reply):
-                return i
+            if self._held and chunk.is_reply:
+                continue
+            if chunk.is_reply and self._buffering and self._in_reply:
+                queued = sum(len(c.samples) / c.rate for c in self._queue if c.is_reply)
+                if queued * 1000 < self.settings.playback_prebuffer_ms:
+                    continue  # wait for more of the reply: a gap now would be an audible stutter
+                self._buffering = False
+            return i
         return None
 
     def _wake_drainers(self) -> None:
@@ -239,12 +249,13 @@ class PlayQueue:
         """The next period's samples and whether a reply starts in it; None when stopping."""
         with self._lock:
             while self._playable() is None and not self._stop:
-                if self._in_reply and not self._dry and not self._held:
+                if self._in_reply and not self._dry and not self._held and not self._buffering:
                     # The reply is not over (no end_of_reply/flush) but nothing is left to play:
-                    # the network or the model fell behind the speaker.
+                    # the network or the model fell behind the speaker. Buffer again before going on.
                     self.stats.underruns += 1
                     self._dry = True
                     self._fade_in = True
+                    self._buffering = True
                 self._busy = False
                 self._wake_drainers()
                 self._lock.wait()  # every change of queue or stop notifies: no idle wake-ups

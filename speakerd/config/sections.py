@@ -128,6 +128,7 @@ class AudioSettings(_Section):
     input_channel: Annotated[int, Field(ge=0, le=31)] = 0  # which channel of a multi-channel mic
     frame_ms: Literal[80] = 80  # 1280 samples at 16 kHz: what openWakeWord consumes
     playback_buffer_ms: Annotated[int, Field(ge=10, le=500)] = 60
+    playback_prebuffer_ms: Annotated[int, Field(ge=0, le=2000)] = 200  # reply queued before it starts
     preroll_seconds: Annotated[float, Field(ge=0, le=10)] = 2.0
     volume: Annotated[int, Field(ge=0, le=100)] = 70
     earcons: bool = True

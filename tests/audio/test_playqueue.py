@@ -8,8 +8,8 @@ from speakerd import config
 from speakerd.audio.playqueue import PlayQueue
 
 
-def queue(volume: int = 50) -> PlayQueue:
-    q = PlayQueue(config.AudioSettings(volume=volume, earcons=False))
+def queue(volume: int = 50, prebuffer_ms: int = 0) -> PlayQueue:
+    q = PlayQueue(config.AudioSettings(volume=volume, earcons=False, playback_prebuffer_ms=prebuffer_ms))
     q._rate, q._period = 24000, 480  # as the writer thread sets them when the device opens
     return q
 
@@ -63,3 +63,17 @@ async def test_drain_returns_when_dropped_audio_never_reached_the_device() -> No
     await asyncio.sleep(0.05)
     q.flush()
     await asyncio.wait_for(waiting, 2)
+
+
+def test_a_reply_starts_once_its_pre_buffer_is_queued() -> None:
+    q = queue(prebuffer_ms=200)
+    q.play((np.full(2400, 1000, dtype="<i2")).tobytes())  # 100 ms: not enough to start
+    assert q._playable() is None
+    q.play((np.full(2400, 1000, dtype="<i2")).tobytes())  # 200 ms queued: it starts
+    assert len(np.concatenate(periods(q, 100))) == 4800
+    assert q.stats.underruns == 0  # waiting for the first 200 ms is not an underrun
+    short = queue(prebuffer_ms=200)
+    short.play((np.full(480, 1000, dtype="<i2")).tobytes())  # a 20 ms reply...
+    assert short._playable() is None
+    short.end_of_reply()  # ...that has ended plays at once, whatever its length
+    assert short._playable() is not None
