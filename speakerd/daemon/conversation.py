@@ -36,6 +36,7 @@ class Conversation:
         self.ignored_events = 0  # from superseded sessions (diagnostics and tests)
         self.forget_on_close = False
         self._reply_open = False  # reply audio came since the last end of a reply
+        self.stop_requested = False  # a button stopped the reply: the service's "interrupted" confirms it
         self.sources: list[tuple[str, str]] = []
         self._last_status: dict[str, object] = {}  # the web pages the latest grounded answer used
         self._camera_announced = False
@@ -147,7 +148,8 @@ class Conversation:
                 self._session_state(event)
             case ev.Interrupted():
                 self.transcripts.interrupted()
-                log.info("interrupted by voice")
+                log.info("the service stopped the reply" if self.stop_requested else "interrupted by voice")
+                self.stop_requested = False
             case ev.Sources(pages=pages):
                 self.sources = list(pages)
                 log.info("sources: %s", " ; ".join(uri for uri, _ in pages),

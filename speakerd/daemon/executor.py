@@ -86,6 +86,7 @@ class Executor:
                     parts.player.hold(on)
             case fx.StopReply():
                 if session is not None:
+                    d.conversation.stop_requested = True
                     session.interrupt()
             case fx.DismissAlarm():
                 d.alarms.dismiss()

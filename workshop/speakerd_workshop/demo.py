@@ -37,12 +37,15 @@ SCENARIO = {
                 "and every night it listened quietly for its name."
             ),
         },
-        {"user_transcript": "stop, turn the volume down", "reply_text": "Sure, I'll be quieter.",
-         "tool_calls": [{"name": "set_volume", "args": {"level": 40}}]},
+        {"user_transcript": "set a timer for 3 seconds called tea",
+         "tool_calls": [{"name": "set_timer", "args": {"seconds": 3, "label": "tea"}}],
+         "after_tool_text": "Your tea timer is set."},
     ],
+    # What the speaker asks the model to say word for word (a timer's label, an announcement).
+    "rules": [{"match": "word for word, and say nothing else: (?P<text>.+)$", "reply_text": "{text}"}],
 }
 
-INTERESTING = ("state ", "you: ", "speaker: ", "tool ", "wake word", "Live session", "button",
+INTERESTING = ("state ", "you: ", "speaker: ", "tool ", "wake word", "Live session", "button", "timers: ",
                "conversation ended", "interrupted", "wake to streaming", "speech end to first audio",
                "interrupt to silence", "speakerd ready")
 
@@ -123,11 +126,20 @@ def run_demo(out: Path) -> int:
         rig.mic.say(_silence(0.5) + _speech("tell me a long story"))
         rig.wait_state("speaking", timeout=40, start=mark)
         time.sleep(2.5)
-        tl.note('mic (barge-in over the reply): "stop, turn the volume down"')
+        tl.note("button: a short press over the reply")
         mark = len(rig.lines)
-        rig.mic.say(_speech("stop, turn the volume down"))
-        rig.wait_log("interrupted", timeout=30, start=mark)
-        rig.wait_state("idle", timeout=60, start=mark)
+        rig.ctl("press", 0.1)
+        rig.wait_state("listening", timeout=30, start=mark)
+
+        tl.note('mic (follow-up): "set a timer for 3 seconds called tea"')
+        mark = len(rig.lines)
+        rig.mic.say(_silence(0.3) + _speech("set a timer for 3 seconds called tea"))
+        ringing = rig.wait_state("alarm", timeout=60, start=mark)
+        time.sleep(1.5)
+        tl.note("button: a short press stops the alarm")
+        rig.ctl("press", 0.1)
+        rig.wait_log(r"^speaker: Timer: tea\.", timeout=40, start=ringing)
+        rig.wait_state("idle", timeout=40, start=ringing)
         tl.note(f"speakerctl status: {rig.ctl('status').get('metrics')}")
         rc = rig.stop()
         tl.note(f"daemon stopped (exit {rc}, sd_notify STOPPING=1)")
