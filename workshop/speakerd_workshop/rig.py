@@ -24,7 +24,8 @@ from typing import Any
 
 from speakerd.events import FRAME_BYTES, SAMPLE_RATE_IN
 from speakerd_workshop.emulator import EmulatorThread, Scenario
-from speakerd_workshop.softdev import SoftDevices
+from speakerd_workshop.room import EchoPath, Room
+from speakerd_workshop.softdev import SoftDevices, SpeakerSink
 
 API_KEY = "rig-test-key-0123456789"
 
@@ -94,9 +95,11 @@ class MicFeeder:
     every byte written, so tests can compare what the emulator received with what was "said".
     """
 
-    def __init__(self, fifo: Path, speed: float = 1.0) -> None:
+    def __init__(self, fifo: Path, speed: float = 1.0, room: EchoPath | None = None) -> None:
         self.fifo = fifo
         self.speed = speed
+        self.room = room  # the speaker's echo and room noise, mixed into every period
+        self.person = bytearray()  # what the person said (with the room, ``sent`` holds the mix)
         self._queue = bytearray()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -130,6 +133,9 @@ class MicFeeder:
                 chunk = bytes(self._queue[:FRAME_BYTES])
                 del self._queue[:FRAME_BYTES]
             chunk = chunk.ljust(FRAME_BYTES, b"\0")
+            self.person += chunk
+            if self.room is not None:
+                chunk = self.room.mix(chunk)
             try:
                 os.write(self._fd, chunk)
             except OSError:
@@ -161,8 +167,12 @@ class Rig:
         emulator: EmulatorThread | None = None,
         emulator_options: dict[str, Any] | None = None,
         env: dict[str, str] | None = None,
+        room: Room | None = None,
     ) -> None:
         self.workdir = workdir
+        self.room = room  # an acoustic path from the speaker back to the microphone
+        self.echo_path: EchoPath | None = None
+        self.sink: SpeakerSink | None = None
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.scenario = scenario
         self.extra_config = config
@@ -189,7 +199,12 @@ class Rig:
         if self.emulator is None:
             self.emulator = EmulatorThread(scenario=self.scenario, api_key=API_KEY, **self.emulator_options)
             self.emulator.start()
-        self.devices = SoftDevices(self.workdir / "alsa")
+        # With a room the speaker is a FIFO drained in real time: what it plays, when, is what echoes.
+        self.devices = SoftDevices(self.workdir / "alsa", speaker_fifo=self.room is not None)
+        if self.room is not None:
+            self.echo_path = EchoPath(self.room, self.devices.speaker_rate)
+            self.sink = SpeakerSink(self.devices.speaker_file, self.devices.speaker_rate,
+                                    on_played=self.echo_path.push)
         self.write_config()
         self.start()
         return self
@@ -246,7 +261,7 @@ button_pin = 17
         if self.notify is None:
             self.notify = NotifySocket(self.workdir / "notify.sock")
         if self.mic is None:
-            self.mic = MicFeeder(self.devices.mic_fifo)
+            self.mic = MicFeeder(self.devices.mic_fifo, room=self.echo_path)
         self.started_at = time.monotonic()
         self.ready_at = None
         start_index = len(self.notify.messages)
@@ -309,6 +324,8 @@ button_pin = 17
 
     def speaker_pcm(self) -> bytes:
         assert self.devices is not None
+        if self.sink is not None:
+            return self.sink.snapshot()
         return self.devices.speaker_file.read_bytes() if self.devices.speaker_file.exists() else b""
 
     def send_signal(self, sig: int) -> None:
@@ -337,6 +354,9 @@ button_pin = 17
         if self.mic is not None:
             self.mic.close()
             self.mic = None
+        if self.sink is not None:
+            self.sink.close()
+            self.sink = None
         if self.notify is not None:
             self.notify.close()
             self.notify = None
