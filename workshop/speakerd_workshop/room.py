@@ -63,7 +63,7 @@ def impulse_response(rt60: float, direct_to_reverb_db: float, seed: int, rate: i
         h[int(ms * rate / 1000)] += g
     direct = float(np.sum(h**2))
     h += tail * np.sqrt(direct / float(np.sum(tail**2)) / 10 ** (direct_to_reverb_db / 10))
-    return h / np.sqrt(float(np.sum(h**2)))
+    return np.asarray(h / np.sqrt(float(np.sum(h**2))))
 
 
 class EchoPath:
@@ -144,7 +144,7 @@ class EchoPath:
             take = self._out[:n]
             self._out = self._out[n:]
         echo = np.concatenate([take, np.zeros(n - len(take))]) if len(take) < n else take
-        return echo + self._noise(n)
+        return np.asarray(echo + self._noise(n))
 
     def _noise(self, n: int) -> np.ndarray:
         if self.room.noise_dbfs <= -120:
