@@ -179,7 +179,9 @@ class Rig:
         self.extra_env = env or {}
         self.emulator = emulator
         self._own_emulator = emulator is None
-        self.emulator_options = emulator_options or {}
+        self.emulator_options = dict(emulator_options or {})
+        if room is not None:  # a room needs turn detection that hears speech the way the service does
+            self.emulator_options.setdefault("vad", "silero")
         self.proc: subprocess.Popen[str] | None = None
         self.notify: NotifySocket | None = None
         self.mic: MicFeeder | None = None

@@ -32,7 +32,7 @@ from websockets.server import ServerProtocol
 from speakerd_workshop.emulator import models, tts, video, wire
 from speakerd_workshop.emulator.certs import CertFiles, ensure_certs
 from speakerd_workshop.emulator.scenario import Scenario, Turn
-from speakerd_workshop.emulator.vad import EnergyVad, VadSettings
+from speakerd_workshop.emulator.vad import VAD_KINDS, Vad, VadSettings, make_vad
 from speakerd_workshop.emulator.wire import Json, WireError
 
 log = logging.getLogger("speakerd_workshop.emulator")
@@ -202,7 +202,11 @@ class Emulator:
         pace: float = 1.0,
         reply_delay_seconds: float = 0.0,
         audio_video_limit_seconds: float = video.AUDIO_VIDEO_LIMIT_SECONDS,
+        vad: str = "energy",
     ) -> None:
+        if vad not in VAD_KINDS:
+            raise ValueError(f"vad must be one of {', '.join(VAD_KINDS)}")
+        self.vad = vad  # "silero": a neural VAD decides what is speech, as the real service's does
         if scenario is None:
             scenario = Path(__file__).with_name("scenarios") / "default.toml"
         self.scenario = scenario if isinstance(scenario, Scenario) else Scenario.load(scenario)
@@ -588,7 +592,7 @@ class _Connection:
         self.rules: models.ModelRules | None = None
         self.setup: Json = {}
         self.token: str | None = None
-        self.vad: EnergyVad | None = None
+        self.vad: Vad | None = None
         self.manual = False  # automatic activity detection disabled
         self.interrupts = True
         self.in_activity = False
@@ -858,7 +862,7 @@ class _Connection:
         ric = setup.get("realtimeInputConfig") or {}
         aad = ric.get("automaticActivityDetection") or {}
         self.manual = bool(aad.get("disabled"))
-        self.vad = None if self.manual else EnergyVad(VadSettings.from_setup(aad))
+        self.vad = None if self.manual else make_vad(self.emu.vad, VadSettings.from_setup(aad))
         self.interrupts = ric.get("activityHandling") != "NO_INTERRUPTION"
         if "contextWindowCompression" in setup:
             self.emu.event(info.id, "compression", config=setup["contextWindowCompression"])

@@ -42,6 +42,7 @@ class EmulatorThread:
         reply_delay_seconds: float = 0.0,
         port: int = 0,
         audio_video_limit_seconds: float = AUDIO_VIDEO_LIMIT_SECONDS,
+        vad: str = "energy",
     ) -> None:
         self.emulator = Emulator(
             scenario,
@@ -54,6 +55,7 @@ class EmulatorThread:
             pace=pace,
             reply_delay_seconds=reply_delay_seconds,
             audio_video_limit_seconds=audio_video_limit_seconds,
+            vad=vad,
         )
         self.api_key = api_key
         self._loop: asyncio.AbstractEventLoop | None = None
