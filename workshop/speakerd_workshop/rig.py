@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from speakerd.audio.echo import EchoSettings
 from speakerd.events import FRAME_BYTES, SAMPLE_RATE_IN
 from speakerd_workshop.emulator import EmulatorThread, Scenario
 from speakerd_workshop.room import EchoPath, Room
@@ -168,9 +169,11 @@ class Rig:
         emulator_options: dict[str, Any] | None = None,
         env: dict[str, str] | None = None,
         room: Room | None = None,
+        echo: EchoSettings | None = None,
     ) -> None:
         self.workdir = workdir
         self.room = room  # an acoustic path from the speaker back to the microphone
+        self.echo = echo  # the daemon's echo handling ([audio.echo]); None: the daemon's own config
         self.echo_path: EchoPath | None = None
         self.sink: SpeakerSink | None = None
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -241,6 +244,8 @@ led_profile = "rgb"
 rgb_pins = [5, 6, 13]
 button_pin = 17
 """
+        if self.echo is not None:  # see echo_wiring: the pipeline goes where the canceller goes
+            base = _merge_toml(base, "[audio]\necho_cancellation = true\n")
         self.config_path.write_text(_merge_toml(base, self.extra_config))
 
     def env(self) -> dict[str, str]:
@@ -254,6 +259,8 @@ button_pin = 17
             GPIOZERO_MOCK_PIN_CLASS="mockpwmpin",
             PYTHONUNBUFFERED="1",
         )
+        if self.echo is not None:
+            env["SPEAKERD_ECHO"] = self.echo.model_dump_json()
         env.update(self.extra_env)
         return env
 
@@ -269,7 +276,8 @@ button_pin = 17
         start_index = len(self.notify.messages)
         line_index = len(self.lines)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "speakerd", "run", "--config", str(self.config_path)],
+            [sys.executable, "-m", "speakerd_workshop.echo_wiring" if self.echo is not None else "speakerd",
+             "run", "--config", str(self.config_path)],
             env=self.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         self._reader = threading.Thread(target=self._read_log, args=(self.proc,), daemon=True)

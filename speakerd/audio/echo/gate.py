@@ -1,0 +1,88 @@
+"""The residual-echo gate: while the speaker plays, the microphone goes out only when it stands out.
+
+Why: no canceller removes all of a small loud room's echo, and a neural VAD at the service hears
+speech at any level, so whatever is left of the model's own voice would still barge in (or, with
+barge-in off, become the next user turn). The gate predicts the echo left after cancellation from
+the aligned reference's envelope (a decaying peak, as the room's reverberation decays) times a
+coupling it learns while only the speaker talks, and passes a 10 ms block only when the microphone
+is ``margin`` above that prediction in most of the last few blocks: a person talking over the reply.
+Otherwise the block becomes zeros, which keeps the stream's timing. Half duplex closes whenever
+the speaker plays.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from speakerd.audio.echo.settings import EchoSettings
+
+BLOCK = 160
+REF_FLOOR = (32768 * 10 ** (-60 / 20)) ** 2  # reference power below -60 dBFS is silence
+MIC_FLOOR = (32768 * 10 ** (-65 / 20)) ** 2  # microphone power below -65 dBFS is never a person
+COUPLING_START = 2.0  # log10 power: +20 dB, until learned (nothing passes before convergence)
+COUPLING_RANGE = (-7.0, 3.0)
+UP, DOWN, CREEP = 0.10, 0.02, 0.002  # log10 steps per block: 1 dB, 0.2 dB, 0.02 dB
+VOTES, OF = 4, 6  # loud blocks of the last few needed to open
+NOISE_MARGIN = 1.2  # log10: a person is 12 dB above the room's noise floor
+NOISE_RISE = 0.003  # log10 per block: the floor follows a louder room in a few seconds
+
+
+class EchoGate:
+    def __init__(self, settings: EchoSettings) -> None:
+        self.mode = settings.gate
+        self.margin = settings.gate_margin_db / 10.0  # log10 power
+        self.hold_blocks = settings.gate_hold_ms // 10
+        self.release = 6.0 / (settings.tail_ms / 10.0)  # log10 per block: 60 dB over the tail
+        self.coupling = COUPLING_START
+        self._env = 0.0  # log10 reference power envelope (0 = silence)
+        self.noise = math.log10(MIC_FLOOR)  # log10 power of the quietest recent blocks
+        self._votes: list[bool] = []
+        self._hold = 0
+        self.blocks = self.blocks_active = self.blocks_passed = 0
+
+    @property
+    def playing(self) -> bool:
+        """The speaker's sound (or its reverberation) is in the room now."""
+        return self._env > math.log10(REF_FLOOR)
+
+    def process(self, out: np.ndarray, ref_power: np.ndarray) -> np.ndarray:
+        """``out``: the cleaned microphone; ``ref_power``: the aligned reference's power per block."""
+        if self.mode == "off":
+            return out
+        gated = out.copy()
+        for b in range(len(out) // BLOCK):
+            self.blocks += 1
+            rp = math.log10(float(ref_power[b]) + 1.0)
+            self._env = max(rp, self._env - self.release)
+            blk = out[b * BLOCK : (b + 1) * BLOCK].astype(np.float64)
+            mp = math.log10(float(np.mean(blk * blk)) + 1.0)
+            self.noise = mp if mp < self.noise else self.noise + NOISE_RISE
+            if not self.playing:
+                self._votes.clear()
+                self._hold = 0
+                continue
+            self.blocks_active += 1
+            if self.mode == "half_duplex":
+                gated[b * BLOCK : (b + 1) * BLOCK] = 0
+                continue
+            ratio = mp - self._env
+            loud = (ratio > self.coupling + self.margin and mp > math.log10(MIC_FLOOR)
+                    and mp > self.noise + NOISE_MARGIN)
+            if ratio > self.coupling + self.margin:
+                self.coupling += CREEP  # unexplained: a person, or an echo path that grew
+            elif ratio > self.coupling:
+                self.coupling += UP
+            else:
+                self.coupling -= DOWN
+            self.coupling = min(max(self.coupling, COUPLING_RANGE[0]), COUPLING_RANGE[1])
+            self._votes = [*self._votes[-(OF - 1):], loud]
+            if sum(self._votes) >= VOTES:
+                self._hold = self.hold_blocks
+            if self._hold > 0:
+                self._hold -= 1
+                self.blocks_passed += 1
+            else:
+                gated[b * BLOCK : (b + 1) * BLOCK] = 0
+        return gated
