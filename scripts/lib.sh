@@ -6,7 +6,7 @@ SPEAKERD_BUILD_PKGS=(python3-venv python3-dev gcc pkg-config portaudio19-dev lib
 SPEAKERD_RIG_PKGS=(espeak-ng sox alsa-utils systemd)
 # Only for scripts/test.sh: systemd-container boots the shipped unit under a real systemd, and a
 # PulseAudio server behind ALSA's pulse plugin is a microphone that can vanish mid-stream.
-SPEAKERD_TEST_PKGS=(systemd-container libasound2-plugins)
+SPEAKERD_TEST_PKGS=(systemd-container libasound2-plugins libspeexdsp1)
 
 # test_pkgs: SPEAKERD_TEST_PKGS, plus pulseaudio unless PipeWire serves Pulse clients here
 # (installing pulseaudio would remove pipewire-pulse from a desktop; those tests then skip).

@@ -13,6 +13,7 @@ import os
 import sys
 from typing import Any
 
+from speakerd.audio.aec import EchoCancellerUnavailable
 from speakerd.audio.echo import EchoSettings, build_echo
 
 
@@ -23,10 +24,10 @@ def main() -> int:
     def factory(*_: Any, **__: Any) -> Any:
         pipeline = build_echo(settings)
         if pipeline is None:
-            raise daemon.EchoCancellerUnavailable("echo handling off")
+            raise EchoCancellerUnavailable("echo handling off")
         return pipeline
 
-    daemon.EchoCanceller = factory  # type: ignore[misc,assignment]
+    setattr(daemon, "EchoCanceller", factory)  # noqa: B010 - where the daemon builds its canceller
     from speakerd.cli import main as cli_main
 
     return cli_main(sys.argv[1:])

@@ -2,7 +2,7 @@
 
 Why: the device buffers, the converters and the air add 10-500 ms that nobody reports, and they
 change on every reopen and drift with the two clocks. A canceller whose reference is misaligned by
-more than its filter removes nothing. Every quarter second of playback the newest window of
+more than its filter removes nothing. Every 0.4 s of playback the newest window of
 microphone audio is cross-correlated with the reference (phase transform: sharp peaks on speech,
 deaf to the room's colouring); two agreeing estimates in a row move the delay.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 WINDOW_SECONDS = 1.0
-EVERY_SECONDS = 0.25
-MIN_CONFIDENCE = 6.0  # peak over the correlation's mean absolute value
+EVERY_SECONDS = 0.4
+MIN_CONFIDENCE = 20.0  # peak over the correlation's mean absolute value
 AGREE_SAMPLES = 32  # 2 ms
 
 

@@ -12,12 +12,14 @@ the speaker plays.
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
 
 from speakerd.audio.echo.settings import EchoSettings
 
+log = logging.getLogger("speakerd.audio")
 BLOCK = 160
 REF_FLOOR = (32768 * 10 ** (-60 / 20)) ** 2  # reference power below -60 dBFS is silence
 MIC_FLOOR = (32768 * 10 ** (-65 / 20)) ** 2  # microphone power below -65 dBFS is never a person
@@ -47,8 +49,12 @@ class EchoGate:
         """The speaker's sound (or its reverberation) is in the room now."""
         return self._env > math.log10(REF_FLOOR)
 
-    def process(self, out: np.ndarray, ref_power: np.ndarray) -> np.ndarray:
-        """``out``: the cleaned microphone; ``ref_power``: the aligned reference's power per block."""
+    def process(self, out: np.ndarray, ref_power: np.ndarray, *, aligned: bool = True) -> np.ndarray:
+        """``out``: the cleaned microphone; ``ref_power``: the aligned reference's power per block.
+
+        Not ``aligned`` (the delay is not found yet): the canceller cannot have converged, so the
+        coupling is neither learned nor trusted below COUPLING_START.
+        """
         if self.mode == "off":
             return out
         gated = out.copy()
@@ -70,7 +76,9 @@ class EchoGate:
             ratio = mp - self._env
             loud = (ratio > self.coupling + self.margin and mp > math.log10(MIC_FLOOR)
                     and mp > self.noise + NOISE_MARGIN)
-            if ratio > self.coupling + self.margin:
+            if not aligned:
+                pass
+            elif ratio > self.coupling + self.margin:
                 self.coupling += CREEP  # unexplained: a person, or an echo path that grew
             elif ratio > self.coupling:
                 self.coupling += UP
@@ -78,7 +86,10 @@ class EchoGate:
                 self.coupling -= DOWN
             self.coupling = min(max(self.coupling, COUPLING_RANGE[0]), COUPLING_RANGE[1])
             self._votes = [*self._votes[-(OF - 1):], loud]
-            if sum(self._votes) >= VOTES:
+            if sum(self._votes) >= VOTES or (self._hold > 0 and loud):  # open: one loud block keeps it so
+                if self._hold == 0:
+                    log.debug("echo gate opens: microphone %.0f dB, reference %.0f dB, coupling %.0f dB, noise %.0f dB",
+                              10 * mp, 10 * self._env, 10 * self.coupling, 10 * self.noise)
                 self._hold = self.hold_blocks
             if self._hold > 0:
                 self._hold -= 1

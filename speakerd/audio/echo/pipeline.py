@@ -56,6 +56,8 @@ class EchoPipeline:
         self.gate = EchoGate(settings)
         self._mic_hist = np.zeros(self.delay.window, dtype=np.float32)
         self._used_delay = 0
+        self._verified_burst = -1
+        self.cleaned = np.zeros(0, dtype=np.int16)
         self._idle_since: int | None = None
         self._acc = [0.0, 0.0, 0]  # mic power, cleaned power, samples in the current ERLE window
         self.burst: BurstStats | None = None
@@ -90,8 +92,11 @@ class EchoPipeline:
             self._end_burst()
             return mic  # nothing played for a while: no echo to remove
         if self.delay.due(n):
+            estimates = self.delay.estimates
             d = self.delay.estimate(self._mic_hist, self.timeline.read(end - self.delay.window - self.delay.max_delay,
                                                                        end))
+            if self.delay.estimates > estimates:
+                self._verified_burst = self.timeline.bursts
             if d is not None:
                 d = max(0, d - LEAD)
                 if abs(d - self._used_delay) > RESET_JUMP:
@@ -115,7 +120,11 @@ class EchoPipeline:
         width = len(power) - n // BLOCK + 1
         spread = np.lib.stride_tricks.sliding_window_view(power, width).max(axis=1)[-(n // BLOCK):]
         before = (self.gate.blocks_active, self.gate.blocks_passed)
-        gated = self.gate.process(out, spread)
+        # Every burst (a reply, or playback after the speaker ran dry) starts with a new offset
+        # between the time line and the speaker: trusted only once measured again.
+        aligned = self.delay.delay is not None and self._verified_burst == self.timeline.bursts
+        gated = self.gate.process(out, spread, aligned=aligned)
+        self.cleaned = out  # before the gate: for the stop-word detector, which must hear over the reply
         self._account(start, mic, out, before, time.thread_time() - t0)
         return gated
 

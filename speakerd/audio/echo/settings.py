@@ -15,7 +15,12 @@ Gate = Literal["off", "residual", "half_duplex"]
 
 
 class EchoSettings(BaseModel):
-    """Defaults hold in the rig's room up to +10 dB of echo (bench/self_interruption.py)."""
+    """The defaults never let the speaker interrupt itself; voice barge-in is opt-in (docs/audio.md).
+
+    ``gate = "residual"`` honours a person talking over a reply, but in the rig's room it still let
+    the echo through at times (bench/self_interruption.py); half duplex does not, and the button
+    and the stop word interrupt as before.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -26,12 +31,12 @@ class EchoSettings(BaseModel):
     # is louder than the echo left after cancellation by ``gate_margin_db`` (a person talking over
     # the reply), otherwise it sends zeros; "half_duplex" sends zeros whenever the speaker plays
     # (no voice barge-in: the button and the stop word still work); "off" sends everything.
-    gate: Gate = "residual"
+    gate: Gate = "half_duplex"
     gate_margin_db: Annotated[float, Field(ge=0, le=40)] = 10.0
     # How long the gate stays open after the microphone last stood out (keeps word endings).
-    gate_hold_ms: Annotated[int, Field(ge=0, le=2000)] = 150
+    gate_hold_ms: Annotated[int, Field(ge=0, le=2000)] = 300
     # The longest speaker-to-microphone delay searched for (device buffers plus the air).
-    max_delay_ms: Annotated[int, Field(ge=20, le=1000)] = 500
+    max_delay_ms: Annotated[int, Field(ge=20, le=2000)] = 1000
     # Reverberation the canceller and the gate must cover after the reference.
     tail_ms: Annotated[int, Field(ge=50, le=1000)] = 300
 
