@@ -119,7 +119,8 @@ class Cell:
         }
 
 
-def run_cell(mode: str, echo_db: float, replies: int, barge_every: int, seed: int, workdir: Path) -> Cell:
+def run_cell(mode: str, echo_db: float, replies: int, barge_every: int, seed: int, workdir: Path,
+             log_dir: Path | None = None) -> Cell:
     rng = random.Random(seed)
     room = Room(echo_db=echo_db, delay_ms=rng.uniform(10, 150), rt60=rng.uniform(0.2, 0.6),
                 drift_ppm=rng.uniform(-100, 100), seed=seed)
@@ -170,6 +171,11 @@ def run_cell(mode: str, echo_db: float, replies: int, barge_every: int, seed: in
             start = len(rig.lines)
         time.sleep(1.0)
         lines = list(rig.lines)
+        if log_dir is not None:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            (log_dir / f"{mode}{echo_db:+.0f}.log").write_text(
+                "\n".join(f"{x.at - t_wake:8.2f} {x.level} {x.message}" for x in lines)
+                + "\nperson: " + " ".join(f"{a - t_wake:.2f}-{b - t_wake:.2f}" for a, b in person) + "\n")
     tally(cell, lines, person)
     return cell
 
@@ -256,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--replies", type=int, default=50, help="replies per cell (the issue asks 50)")
     p.add_argument("--barge-every", type=int, default=2, help="a person talks over every Nth reply (0: never)")
     p.add_argument("--seed", type=int, default=15)
+    p.add_argument("--logs", type=Path, default=None, help="write each cell's daemon log here")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "self_interruption.json")
     args = p.parse_args(argv)
     wake_cpu = wakeword_cpu_ms_per_s()
@@ -265,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             for mode in args.modes:
                 t0 = time.monotonic()
                 cell = run_cell(mode, level, args.replies, args.barge_every, args.seed + li,
-                                Path(tmp) / f"{mode}{level:+.0f}")
+                                Path(tmp) / f"{mode}{level:+.0f}", args.logs)
                 cells.append(cell)
                 print(f"{mode:>12} {level:+5.0f} dB: {cell.summary()} ({time.monotonic() - t0:.0f} s)"
                       + (f" errors: {cell.errors}" if cell.errors else ""), flush=True)

@@ -8,6 +8,8 @@ Nothing here reaches the network; every server is on 127.0.0.1.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -26,7 +28,7 @@ from speakerd.audio.echo import EchoSettings
 from speakerd.events import FRAME_BYTES, SAMPLE_RATE_IN
 from speakerd_workshop.emulator import EmulatorThread, Scenario
 from speakerd_workshop.room import EchoPath, Room
-from speakerd_workshop.softdev import SoftDevices, SpeakerSink
+from speakerd_workshop.softdev import F_SETPIPE_SZ, SoftDevices, SpeakerSink
 
 API_KEY = "rig-test-key-0123456789"
 
@@ -107,6 +109,11 @@ class MicFeeder:
         self.sent = bytearray()
         self.periods = 0
         self._fd = os.open(fifo, os.O_RDWR)
+        if room is not None:
+            # A pipe holds 64 kB (2 s) by default: a microphone that far behind would put seconds
+            # between the speaker and its echo. One page keeps the latency a sound card's.
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(self._fd, F_SETPIPE_SZ, 4096)
         self._thread = threading.Thread(target=self._run, name="mic-feeder", daemon=True)
         self._thread.start()
 

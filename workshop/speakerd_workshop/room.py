@@ -86,11 +86,13 @@ class EchoPath:
         self._h = impulse_response(room.rt60, room.direct_to_reverb_db, room.seed)
         self._tail = np.zeros(len(self._h) - 1)
         self._gain = 10 ** (room.echo_db / 20) / REFERENCE_VOLUME
-        self._out = np.zeros(int(room.delay_ms * MIC_RATE / 1000))  # the device path, as silence
+        self._delay = int(room.delay_ms * MIC_RATE / 1000)
+        self._out = np.zeros(self._delay)  # the device path, as silence
         self._rng = np.random.default_rng(room.seed + 1)
         self._noise_state = np.zeros(1)
         self.played_samples = 0
         self._pending: list[bytes] = []
+        self.queued: list[int] = []  # echo samples waiting at each pull: the path's delay as it happens
 
     def push(self, played: bytes) -> None:
         """Bytes the speaker has just emitted (s16le at the speaker rate, silence included).
@@ -141,6 +143,12 @@ class EchoPath:
         """The echo plus room noise for the next ``n`` microphone samples (float, int16 scale)."""
         with self._lock:
             self._process()
+            # Sound does not wait in a room: if the microphone stalled (nobody reading it yet),
+            # what the speaker played meanwhile is gone, and the path keeps its own delay.
+            excess = len(self._out) - (self._delay + 2 * n)
+            if excess > 0:
+                self._out = self._out[excess:]
+            self.queued.append(len(self._out))
             take = self._out[:n]
             self._out = self._out[n:]
         echo = np.concatenate([take, np.zeros(n - len(take))]) if len(take) < n else take

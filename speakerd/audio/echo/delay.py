@@ -13,7 +13,7 @@ import numpy as np
 
 WINDOW_SECONDS = 1.0
 EVERY_SECONDS = 0.4
-MIN_CONFIDENCE = 20.0  # peak over the correlation's mean absolute value
+MIN_CONFIDENCE = 40.0  # peak over the correlation's mean absolute value
 AGREE_SAMPLES = 32  # 2 ms
 
 

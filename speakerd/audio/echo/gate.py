@@ -32,12 +32,12 @@ NOISE_RISE = 0.003  # log10 per block: the floor follows a louder room in a few 
 
 
 class EchoGate:
-    def __init__(self, settings: EchoSettings) -> None:
+    def __init__(self, settings: EchoSettings, *, with_canceller: bool = False) -> None:
         self.mode = settings.gate
         self.margin = settings.gate_margin_db / 10.0  # log10 power
         self.hold_blocks = settings.gate_hold_ms // 10
         self.release = 6.0 / (settings.tail_ms / 10.0)  # log10 per block: 60 dB over the tail
-        self.coupling = COUPLING_START
+        self.coupling = 0.0 if with_canceller else COUPLING_START
         self._env = 0.0  # log10 reference power envelope (0 = silence)
         self.noise = math.log10(MIC_FLOOR)  # log10 power of the quietest recent blocks
         self._votes: list[bool] = []
@@ -49,11 +49,17 @@ class EchoGate:
         """The speaker's sound (or its reverberation) is in the room now."""
         return self._env > math.log10(REF_FLOOR)
 
-    def process(self, out: np.ndarray, ref_power: np.ndarray, *, aligned: bool = True) -> np.ndarray:
+    def process(self, out: np.ndarray, ref_power: np.ndarray, *, aligned: bool = True,
+                mic: np.ndarray | None = None) -> np.ndarray:
         """``out``: the cleaned microphone; ``ref_power``: the aligned reference's power per block.
 
         Not ``aligned`` (the delay is not found yet): the canceller cannot have converged, so the
         coupling is neither learned nor trusted below COUPLING_START.
+
+        With ``mic`` (the canceller's input) the measure is what the canceller left of its input:
+        with only the echo in the room that is the canceller's residual (-30 to -50 dB once
+        converged), and a person talking over the reply lifts it by about the echo-to-person
+        ratio's distance from it, far more than they lift the output over the reference.
         """
         if self.mode == "off":
             return out
@@ -73,8 +79,17 @@ class EchoGate:
             if self.mode == "half_duplex":
                 gated[b * BLOCK : (b + 1) * BLOCK] = 0
                 continue
-            ratio = mp - self._env
-            loud = (ratio > self.coupling + self.margin and mp > math.log10(MIC_FLOOR)
+            if mic is not None:
+                mb = mic[b * BLOCK : (b + 1) * BLOCK].astype(np.float64)
+                ratio = mp - math.log10(float(np.mean(mb * mb)) + 1.0)
+                # A canceller that adds to its input (misaligned, or diverging) is never a person.
+                start = 10.0 if ratio > 0.03 else 0.0
+            else:
+                ratio = mp - self._env
+                start = COUPLING_START
+            # Until the delay is measured for this burst the learned coupling is not trusted.
+            coupling = self.coupling if aligned and start < 10.0 else max(self.coupling, start)
+            loud = (ratio > coupling + self.margin and mp > math.log10(MIC_FLOOR)
                     and mp > self.noise + NOISE_MARGIN)
             if not aligned:
                 pass

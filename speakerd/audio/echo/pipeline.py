@@ -26,6 +26,7 @@ log = logging.getLogger("speakerd.audio")
 LEAD = 80  # samples (5 ms): the reference leads the echo a little; a canceller cannot look ahead
 RESET_JUMP = 640  # a delay change over 40 ms outdates the filter
 IDLE_SECONDS = 1.0  # after the tail, with nothing played, the canceller rests (idle CPU)
+MIN_BURST = 8000  # samples of a burst's echo heard before its delay is measured (0.5 s)
 ERLE_WINDOW = 8000  # samples (0.5 s) per ERLE measurement
 CONVERGED_DB = 10.0
 
@@ -53,10 +54,10 @@ class EchoPipeline:
         self.timeline = ReferenceTimeline(rate, clock)
         self.delay = DelayEstimator(rate, settings.max_delay_ms)
         self.backend: EchoBackend = make_backend(settings.canceller, rate, settings.tail_ms)
-        self.gate = EchoGate(settings)
+        self.gate = EchoGate(settings, with_canceller=settings.canceller != "none")
         self._mic_hist = np.zeros(self.delay.window, dtype=np.float32)
         self._used_delay = 0
-        self._verified_burst = -1
+        self._verified_end = -1  # microphone index of the last delay measured
         self.cleaned = np.zeros(0, dtype=np.int16)
         self._idle_since: int | None = None
         self._acc = [0.0, 0.0, 0]  # mic power, cleaned power, samples in the current ERLE window
@@ -91,12 +92,16 @@ class EchoPipeline:
                 - self._used_delay and not self.gate.playing:
             self._end_burst()
             return mic  # nothing played for a while: no echo to remove
-        if self.delay.due(n):
+        burst_start = self.timeline.burst_start
+        if self.delay.due(n) and end - burst_start >= MIN_BURST + self._used_delay:
             estimates = self.delay.estimates
-            d = self.delay.estimate(self._mic_hist, self.timeline.read(end - self.delay.window - self.delay.max_delay,
-                                                                       end))
+            first = end - self.delay.window - self.delay.max_delay
+            ref = self.timeline.read(first, end)
+            # Only this burst: the one before was placed with another offset and would vouch for it.
+            ref[: max(0, min(len(ref), self.timeline.burst_start - first))] = 0.0
+            d = self.delay.estimate(self._mic_hist, ref)
             if self.delay.estimates > estimates:
-                self._verified_burst = self.timeline.bursts
+                self._verified_end = end
             if d is not None:
                 d = max(0, d - LEAD)
                 if abs(d - self._used_delay) > RESET_JUMP:
@@ -122,8 +127,10 @@ class EchoPipeline:
         before = (self.gate.blocks_active, self.gate.blocks_passed)
         # Every burst (a reply, or playback after the speaker ran dry) starts with a new offset
         # between the time line and the speaker: trusted only once measured again.
-        aligned = self.delay.delay is not None and self._verified_burst == self.timeline.bursts
-        gated = self.gate.process(out, spread, aligned=aligned)
+        aligned = (self.delay.delay is not None
+                   and self._verified_end >= burst_start + self._used_delay + MIN_BURST)
+        gated = self.gate.process(out, spread, aligned=aligned,
+                                  mic=None if self.settings.canceller == "none" else mic)
         self.cleaned = out  # before the gate: for the stop-word detector, which must hear over the reply
         self._account(start, mic, out, before, time.thread_time() - t0)
         return gated

@@ -9,12 +9,14 @@ two up exactly (delay.py).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 
 import numpy as np
 
+log = logging.getLogger("speakerd.audio")
 RING_SECONDS = 4.0
 GAP_SAMPLES = 320  # a write this far behind the clock: the speaker ran dry, this starts now (20 ms)
 REANCHOR_SAMPLES = 4000  # the microphone's count this far off the clock is re-anchored (250 ms)
@@ -33,6 +35,7 @@ class ReferenceTimeline:
         self._mic_end: int | None = None
         self._lock = threading.Lock()
         self.bursts = 0
+        self.burst_start = 0  # absolute index where the current burst was anchored
 
     def now(self) -> int:
         return int((self._clock() - self._t0) * self.rate)
@@ -42,8 +45,10 @@ class ReferenceTimeline:
         now = self.now()
         with self._lock:
             if self._end < now - GAP_SAMPLES:  # the speaker was silent: this starts now
+                log.debug("echo reference: playback restarts %d ms after the last", (now - self._end) * 1000 // self.rate)
                 self._zero(self._end, now)
                 self._end = now
+                self.burst_start = now
                 self.bursts += 1
             self._put(self._end, samples.astype(np.float32))
             self._end += len(samples)
@@ -85,6 +90,9 @@ class ReferenceTimeline:
         """
         now = self.now()
         if self._mic_end is None or abs(self._mic_end + n - now) > REANCHOR_SAMPLES:
+            if self._mic_end is not None:
+                log.debug("echo reference: microphone re-anchored by %d ms",
+                          (now - self._mic_end - n) * 1000 // self.rate)
             self._mic_end = now
         else:
             self._mic_end += n
