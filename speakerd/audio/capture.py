@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from speakerd.audio.aec import EchoCanceller
 from speakerd.audio.devices import AudioDeviceError, find_device, pyaudio_instance, pyaudio_release, supports
+from speakerd.audio.echo import MicProcessor
 from speakerd.audio.resample import StreamResampler, to_mono
 from speakerd.config import AudioSettings
 from speakerd.events import FRAME_SAMPLES, SAMPLE_RATE_IN, AudioFrame, DeviceFault
@@ -43,7 +43,7 @@ class CaptureStats:
 class Capture:
     def __init__(self, settings: AudioSettings, loop: asyncio.AbstractEventLoop,
                  on_frame: Callable[[AudioFrame], None], on_fault: Callable[[DeviceFault], None],
-                 *, echo: EchoCanceller | None = None) -> None:
+                 *, echo: MicProcessor | None = None) -> None:
         self.settings = settings
         self.echo = echo
         self.loop = loop
@@ -134,6 +134,8 @@ class Capture:
                 continue
             self.stats.opens += 1
             self.stats.stream_open = True
+            if self.echo is not None:  # a new stream: its samples start a new count, the filter is stale
+                self.echo.reset()
             if faulted:
                 log.debug("microphone is back")  # the owner logs on_fault
                 self._post(self.on_fault, DeviceFault("input", "microphone is back", recovered=True))

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from speakerd.audio import earcons
-from speakerd.audio.aec import EchoCanceller
 from speakerd.audio.devices import AudioDeviceError, find_device, pyaudio_instance, pyaudio_release, supports
+from speakerd.audio.echo import FarEndSink
 from speakerd.audio.resample import StreamResampler, resample_once
 from speakerd.config import AudioSettings
 from speakerd.events import SAMPLE_RATE_IN, SAMPLE_RATE_OUT, DeviceFault
@@ -58,7 +58,7 @@ class _Chunk:
 
 class Player:
     def __init__(self, settings: AudioSettings, state_dir: Path, loop: asyncio.AbstractEventLoop,
-                 on_fault: Callable[[DeviceFault], None], *, echo: EchoCanceller | None = None,
+                 on_fault: Callable[[DeviceFault], None], *, echo: FarEndSink | None = None,
                  on_first_audio: Callable[[float], None] | None = None) -> None:
         self.settings = settings
         self.echo = echo
@@ -71,6 +71,7 @@ class Player:
         self._lock = threading.Condition()
         self._stop = False
         self._busy = False  # a period is being written
+        self._period_is_reply = False  # the period being written holds reply audio (for the echo gate)
         self._thread: threading.Thread | None = None
         self._resampler: StreamResampler | None = None  # replies: 24 kHz -> device rate, stateful
         self._echo_resampler: StreamResampler | None = None
@@ -304,7 +305,10 @@ class Player:
         return stream
 
     def _next_period(self) -> tuple[np.ndarray, bool] | None:
-        """The next period's samples and whether a reply starts in it; None when stopping."""
+        """The next period's samples and whether a reply starts in it; None when stopping.
+
+        ``self._period_is_reply`` says whether reply audio is in it (not only an earcon).
+        """
         with self._lock:
             while not self._queue and not self._stop:
                 if self._in_reply and not self._dry:
@@ -322,6 +326,7 @@ class Player:
             self._busy = True
             out = []
             starts = False
+            self._period_is_reply = False
             need = self._period
             while need > 0 and self._queue:
                 chunk = self._queue[0]
@@ -329,6 +334,7 @@ class Player:
                     self._queue.popleft()
                     continue
                 starts = starts or chunk.reply_start
+                self._period_is_reply = self._period_is_reply or chunk.is_reply
                 chunk.reply_start = False
                 take = chunk.samples[:need]
                 out.append(take)
@@ -426,7 +432,7 @@ class Player:
                 log.debug("speaker is back")
                 self._post(self.on_fault, DeviceFault("output", "speaker is back", recovered=True))
             if self.echo is not None and self._echo_resampler is not None:
-                self.echo.far_end(self._echo_resampler.process(pcm))
+                self.echo.far_end(self._echo_resampler.process(pcm), reply=self._period_is_reply)
             self.stats.periods += 1
             self.stats.samples_written += len(pcm)
             with self._lock:

@@ -54,6 +54,8 @@ def simulate(room: Room, settings: EchoSettings | None, played: np.ndarray, pers
     person = np.concatenate([np.zeros(int(lead_seconds * 16000)), person.astype(np.float64),
                              np.zeros(max(0, frames * FRAME))])[: frames * FRAME]
     step24 = SPEAKER_RATE * FRAME // 16000
+    lead_blocks = len(lead) // step24
+    reply_blocks = -(-len(played) // step24)
     mic_out, cleaned = [], []
     for k in range(frames):
         clock.t += FRAME / 16000
@@ -62,7 +64,7 @@ def simulate(room: Room, settings: EchoSettings | None, played: np.ndarray, pers
         if pipeline is not None:
             ahead = ref16[k * FRAME : (k + 1) * FRAME]
             clock.t -= BUFFER_SECONDS + FRAME / 16000  # written a buffer before it was heard
-            if np.any(ahead):
+            if lead_blocks <= k < lead_blocks + reply_blocks:  # the player writes the whole reply, pauses too
                 pipeline.far_end(ahead)
             clock.t += BUFFER_SECONDS + FRAME / 16000
         mic = person[k * FRAME : (k + 1) * FRAME] + path.pull(FRAME)

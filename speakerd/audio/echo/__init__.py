@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+from typing import Protocol
+
+import numpy as np
 
 from speakerd.audio.echo.backends import CancellerUnavailable
 from speakerd.audio.echo.pipeline import BurstStats, EchoPipeline
@@ -10,7 +13,26 @@ from speakerd.audio.echo.settings import EchoSettings
 
 log = logging.getLogger("speakerd.audio")
 
-__all__ = ["BurstStats", "CancellerUnavailable", "EchoPipeline", "EchoSettings", "build_echo"]
+__all__ = ["BurstStats", "CancellerUnavailable", "EchoPipeline", "EchoSettings", "FarEndSink", "MicProcessor",
+           "build_echo"]
+
+
+class FarEndSink(Protocol):
+    """What the Player feeds: every period it hands the speaker, at 16 kHz, after the volume.
+
+    ``reply`` is false for a period of earcon alone: cancelled like any echo, but not a reason to
+    keep the microphone from the service (the question often starts over the wake earcon).
+    """
+
+    def far_end(self, samples: np.ndarray, reply: bool = True) -> None: ...
+
+
+class MicProcessor(Protocol):
+    """What Capture runs every 80 ms frame through; ``reset`` when the microphone (re)opens."""
+
+    def process(self, mic: np.ndarray) -> np.ndarray: ...
+
+    def reset(self) -> None: ...
 
 
 def build_echo(settings: EchoSettings) -> EchoPipeline | None:

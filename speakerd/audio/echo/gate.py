@@ -42,15 +42,16 @@ class EchoGate:
         self.noise = math.log10(MIC_FLOOR)  # log10 power of the quietest recent blocks
         self._votes: list[bool] = []
         self._hold = 0
+        self.in_burst = False
         self.blocks = self.blocks_active = self.blocks_passed = 0
 
     @property
     def playing(self) -> bool:
-        """The speaker's sound (or its reverberation) is in the room now."""
-        return self._env > math.log10(REF_FLOOR)
+        """A reply (its pauses and reverberation included) is in the room now; earcons do not count."""
+        return self.in_burst
 
     def process(self, out: np.ndarray, ref_power: np.ndarray, *, aligned: bool = True,
-                mic: np.ndarray | None = None) -> np.ndarray:
+                mic: np.ndarray | None = None, in_burst: bool = False) -> np.ndarray:
         """``out``: the cleaned microphone; ``ref_power``: the aligned reference's power per block.
 
         Not ``aligned`` (the delay is not found yet): the canceller cannot have converged, so the
@@ -63,6 +64,7 @@ class EchoGate:
         """
         if self.mode == "off":
             return out
+        self.in_burst = in_burst
         gated = out.copy()
         for b in range(len(out) // BLOCK):
             self.blocks += 1

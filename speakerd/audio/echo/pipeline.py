@@ -67,9 +67,9 @@ class EchoPipeline:
 
     # Player side ----------------------------------------------------------------------------------
 
-    def far_end(self, samples: np.ndarray) -> None:
-        """What was just handed to the speaker, at 16 kHz, after the volume."""
-        self.timeline.write(samples)
+    def far_end(self, samples: np.ndarray, reply: bool = True) -> None:
+        """What was just handed to the speaker, at 16 kHz, after the volume (``reply``: not an earcon)."""
+        self.timeline.write(samples, reply=reply)
 
     # Capture side ---------------------------------------------------------------------------------
 
@@ -129,7 +129,11 @@ class EchoPipeline:
         # between the time line and the speaker: trusted only once measured again.
         aligned = (self.delay.delay is not None
                    and self._verified_end >= burst_start + self._used_delay + MIN_BURST)
-        gated = self.gate.process(out, spread, aligned=aligned,
+        # Inside a reply (its pauses too) until its last sample's echo and reverberation are over.
+        reach = (self._used_delay if aligned else self.delay.max_delay) + self.rate * self.settings.tail_ms // 1000
+        written = self.timeline.reply_end
+        in_burst = written > 0 and burst_start < end and start - reach < written
+        gated = self.gate.process(out, spread, aligned=aligned, in_burst=in_burst,
                                   mic=None if self.settings.canceller == "none" else mic)
         self.cleaned = out  # before the gate: for the stop-word detector, which must hear over the reply
         self._account(start, mic, out, before, time.thread_time() - t0)

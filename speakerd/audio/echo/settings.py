@@ -34,7 +34,7 @@ class EchoSettings(BaseModel):
     gate: Gate = "half_duplex"
     gate_margin_db: Annotated[float, Field(ge=0, le=40)] = 10.0
     # How long the gate stays open after the microphone last stood out (keeps word endings).
-    gate_hold_ms: Annotated[int, Field(ge=0, le=2000)] = 300
+    gate_hold_ms: Annotated[int, Field(ge=0, le=2000)] = 800
     # The longest speaker-to-microphone delay searched for (device buffers plus the air).
     max_delay_ms: Annotated[int, Field(ge=20, le=2000)] = 1000
     # Reverberation the canceller and the gate must cover after the reference.

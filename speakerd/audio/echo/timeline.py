@@ -18,7 +18,7 @@ import numpy as np
 
 log = logging.getLogger("speakerd.audio")
 RING_SECONDS = 4.0
-GAP_SAMPLES = 320  # a write this far behind the clock: the speaker ran dry, this starts now (20 ms)
+GAP_SAMPLES = 1920  # a write this far behind the clock: the speaker ran dry, this starts now (120 ms)
 REANCHOR_SAMPLES = 4000  # the microphone's count this far off the clock is re-anchored (250 ms)
 
 
@@ -36,22 +36,26 @@ class ReferenceTimeline:
         self._lock = threading.Lock()
         self.bursts = 0
         self.burst_start = 0  # absolute index where the current burst was anchored
+        self.reply_end = 0  # absolute index after the last reply sample (earcons do not count)
 
     def now(self) -> int:
         return int((self._clock() - self._t0) * self.rate)
 
-    def write(self, samples: np.ndarray) -> None:
+    def write(self, samples: np.ndarray, reply: bool = True) -> None:
         """The playback thread: samples just handed to the device (16 kHz, after the volume)."""
         now = self.now()
         with self._lock:
             if self._end < now - GAP_SAMPLES:  # the speaker was silent: this starts now
-                log.debug("echo reference: playback restarts %d ms after the last", (now - self._end) * 1000 // self.rate)
+                log.debug("echo reference: playback restarts %d ms after the last",
+                          (now - self._end) * 1000 // self.rate)
                 self._zero(self._end, now)
                 self._end = now
                 self.burst_start = now
                 self.bursts += 1
             self._put(self._end, samples.astype(np.float32))
             self._end += len(samples)
+            if reply:
+                self.reply_end = self._end
 
     def _zero(self, start: int, end: int) -> None:
         start = max(start, end - self._size)
