@@ -63,6 +63,7 @@ def check_config(path: str | None, *, quiet: bool = False) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     if not quiet:
         print(f"# {_language_in_effect(cfg)}")
+        print(f"# echo handling: {cfg.settings.audio.echo.describe()}")
     if not quiet:
         sys.stdout.write(config.effective_toml(cfg))
     return EX_OK

@@ -37,6 +37,7 @@ def _lib() -> ctypes.CDLL:
     lib.speex_echo_state_init.argtypes = [ctypes.c_int, ctypes.c_int]
     lib.speex_echo_cancellation.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
     lib.speex_echo_state_destroy.argtypes = [ctypes.c_void_p]
+    lib.speex_echo_state_reset.argtypes = [ctypes.c_void_p]
     lib.speex_echo_ctl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
     return lib
 
@@ -54,7 +55,7 @@ class EchoCanceller:
         self._lock = threading.Lock()
         self._max_ref = int(rate * MAX_REFERENCE_SECONDS)
 
-    def far_end(self, samples: np.ndarray) -> None:
+    def far_end(self, samples: np.ndarray, reply: bool = True) -> None:
         """The playback thread: 16 kHz int16 samples as they go to the speaker."""
         with self._lock:
             self._ref.append(samples.astype(np.int16))
@@ -89,6 +90,14 @@ class EchoCanceller:
             dst = out[i : i + SUBFRAME]
             self._lib.speex_echo_cancellation(self._state, rec.ctypes.data, play.ctypes.data, dst.ctypes.data)
         return out
+
+    def reset(self) -> None:
+        """The microphone reopened: forget the filter and the queued reference."""
+        with self._lock:
+            self._ref.clear()
+            self._ref_len = 0
+        if self._state:
+            self._lib.speex_echo_state_reset(self._state)
 
     def close(self) -> None:
         if self._state:

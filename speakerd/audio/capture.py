@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from speakerd.audio.aec import EchoCanceller
 from speakerd.audio.devices import (
     AudioDeviceError,
     default_device,
@@ -29,6 +28,7 @@ from speakerd.audio.devices import (
     pyaudio_release,
     supports,
 )
+from speakerd.audio.echo import MicProcessor
 from speakerd.audio.resample import StreamResampler, to_mono
 from speakerd.config import AudioSettings
 from speakerd.events import FRAME_SAMPLES, SAMPLE_RATE_IN, AudioFrame, DeviceFault
@@ -52,7 +52,7 @@ class CaptureStats:
 class Capture:
     def __init__(self, settings: AudioSettings, loop: asyncio.AbstractEventLoop,
                  on_frame: Callable[[AudioFrame], None], on_fault: Callable[[DeviceFault], None],
-                 *, echo: EchoCanceller | None = None) -> None:
+                 *, echo: MicProcessor | None = None) -> None:
         self.settings = settings
         self.echo = echo
         self.loop = loop
@@ -159,6 +159,8 @@ class Capture:
                 continue
             self.stats.opens += 1
             self.stats.stream_open = True
+            if self.echo is not None:  # a new stream: its samples start a new count, the filter is stale
+                self.echo.reset()
             if self._faulted:
                 log.debug("microphone is back")  # the owner logs on_fault
                 self._post(self.on_fault, DeviceFault("input", "microphone is back", recovered=True))

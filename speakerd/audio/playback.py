@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from speakerd.audio.aec import EchoCanceller
 from speakerd.audio.devices import (
     AudioDeviceError,
     default_device,
@@ -30,6 +29,7 @@ from speakerd.audio.devices import (
     pyaudio_release,
     supports,
 )
+from speakerd.audio.echo import FarEndSink
 from speakerd.audio.playqueue import PlayerStats, PlayQueue, _Chunk
 from speakerd.audio.resample import StreamResampler, resample_once
 from speakerd.config import AudioSettings
@@ -45,7 +45,7 @@ class Player(PlayQueue):
     """The speaker: a writer thread that opens the device and writes what the queue hands it."""
 
     def __init__(self, settings: AudioSettings, state_dir: Path, loop: asyncio.AbstractEventLoop,
-                 on_fault: Callable[[DeviceFault], None], *, echo: EchoCanceller | None = None,
+                 on_fault: Callable[[DeviceFault], None], *, echo: FarEndSink | None = None,
                  on_first_audio: Callable[[float], None] | None = None) -> None:
         super().__init__(settings)
         self.echo = echo
@@ -255,7 +255,7 @@ class Player(PlayQueue):
                 log.debug("speaker is back")
                 self._post(self.on_fault, DeviceFault("output", "speaker is back", recovered=True))
             if self.echo is not None and self._echo_resampler is not None:
-                self.echo.far_end(self._echo_resampler.process(pcm))
+                self.echo.far_end(self._echo_resampler.process(pcm), reply=self._period_is_reply)
             self.stats.periods += 1
             self.stats.samples_written += len(pcm)
             with self._lock:

@@ -72,6 +72,7 @@ class PlayQueue:
         self._drainers: list[asyncio.Future[None]] = []
         self._held = False  # reply audio waits (hold()); sounds still play
         self._buffering = False  # a reply waits until playback_prebuffer_ms of it is queued
+        self._period_is_reply = False  # the period being written holds reply audio (for the echo gate)
 
     def play(self, pcm: bytes, *, gain: float = 1.0) -> None:
         """Queue 24 kHz s16le mono reply audio; never blocks."""
@@ -267,12 +268,14 @@ class PlayQueue:
             starts = False
             need = self._period
             gain = self._volume / 100.0
+            self._period_is_reply = False
             while need > 0 and (i := self._playable()) is not None:
                 chunk = self._queue[i]
                 if chunk.rate != self._rate:  # cannot happen once open; never write the wrong rate
                     del self._queue[i]
                     continue
                 starts = starts or chunk.reply_start
+                self._period_is_reply = self._period_is_reply or chunk.is_reply
                 chunk.reply_start = False
                 take = chunk.samples[:need]
                 out.append(take if chunk.absolute else take * gain)

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from speakerd.config.echo import EchoSettings
 from speakerd.effects import STATES
 from speakerd.home.settings import MqttSettings
 from speakerd.mcp.settings import McpServerSettings
@@ -134,7 +135,7 @@ class AudioSettings(_Section):
     earcons: bool = True
     earcon_volume: Annotated[int, Field(ge=0, le=100)] = 60
     earcon_dir: Path | None = None  # WAVs named wake.wav, end.wav, error.wav, mute.wav, unmute.wav
-    echo_cancellation: bool = False
+    echo: EchoSettings = EchoSettings()  # [audio.echo]: how the speaker keeps from hearing itself
     reopen_max_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
 
 

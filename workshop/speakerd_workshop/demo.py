@@ -20,6 +20,7 @@ from speakerd.events import SAMPLE_RATE_IN
 from speakerd_workshop.emulator import Scenario
 from speakerd_workshop.emulator.tts import synthesize
 from speakerd_workshop.rig import LogLine, Rig
+from speakerd_workshop.room import Room
 
 SCENARIO = {
     "default_reply": "I'm the local emulator. That's all for this demo.",
@@ -101,7 +102,7 @@ def _write_wav(raw: bytes, rate: int, path: Path) -> None:
         w.writeframes(raw)
 
 
-def run_demo(out: Path) -> int:
+def run_demo(out: Path, room: Room | None = None) -> int:
     if shutil.which("espeak-ng") is None:
         print("speakerd demo: espeak-ng is needed to make the voice (apt install espeak-ng)", file=sys.stderr)
         return 1
@@ -109,7 +110,10 @@ def run_demo(out: Path) -> int:
         shutil.rmtree(out)
     print(f"speakerd demo: the daemon, the Live emulator, a synthetic voice and mock GPIO; output in {out}/")
     config = "[conversation]\nfollow_up_seconds = 5.0\n[live.vad]\nsilence_duration_ms = 600\n"
-    with Rig(out, scenario=Scenario.from_dict(SCENARIO), config=config) as rig:
+    if room is not None:
+        print(f"room: the speaker's echo at {room.echo_db:+.0f} dB to the person, {room.delay_ms:.0f} ms device "
+              f"delay, RT60 {room.rt60:.1f} s, {room.drift_ppm:+.0f} ppm drift")
+    with Rig(out, scenario=Scenario.from_dict(SCENARIO), config=config, room=room) as rig:
         assert rig.mic is not None and rig.ready_at is not None
         tl = Timeline(rig, rig.started_at)
         tl.note(f"daemon READY after {rig.ready_at - rig.started_at:.2f} s (sd_notify READY=1)")
@@ -158,9 +162,12 @@ def run_demo(out: Path) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="speakerd demo", description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--out", type=Path, default=Path("demo-out"), help="where to put the files (default: demo-out)")
+    p.add_argument("--room", type=float, nargs="?", const=10.0, default=None, metavar="ECHO_DB",
+                   help="put the speaker and the microphone in a room: the speaker's echo ECHO_DB louder "
+                        "than the person (default +10 dB)")
     args = p.parse_args(argv)
     try:
-        return run_demo(args.out.resolve())
+        return run_demo(args.out.resolve(), Room(echo_db=args.room) if args.room is not None else None)
     except TimeoutError as e:
         print(f"speakerd demo: the daemon did not do what was expected: {e}", file=sys.stderr)
         return 1

@@ -8,6 +8,8 @@ Nothing here reaches the network; every server is on 127.0.0.1.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import signal
@@ -16,15 +18,18 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from speakerd.audio.echo import EchoSettings
 from speakerd.config import toml
 from speakerd.events import FRAME_BYTES, SAMPLE_RATE_IN
 from speakerd_workshop.emulator import EmulatorThread, Scenario
-from speakerd_workshop.softdev import SoftDevices
+from speakerd_workshop.room import EchoPath, Room
+from speakerd_workshop.softdev import F_SETPIPE_SZ, SoftDevices, SpeakerSink
 
 API_KEY = "rig-test-key-0123456789"
 
@@ -94,15 +99,22 @@ class MicFeeder:
     every byte written, so tests can compare what the emulator received with what was "said".
     """
 
-    def __init__(self, fifo: Path, speed: float = 1.0) -> None:
+    def __init__(self, fifo: Path, speed: float = 1.0, room: EchoPath | None = None) -> None:
         self.fifo = fifo
         self.speed = speed
+        self.room = room  # the speaker's echo and room noise, mixed into every period
+        self.person = bytearray()  # what the person said (with the room, ``sent`` holds the mix)
         self._queue = bytearray()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.sent = bytearray()
         self.periods = 0
         self._fd = os.open(fifo, os.O_RDWR)
+        if room is not None:
+            # A pipe holds 64 kB (2 s) by default: a microphone that far behind would put seconds
+            # between the speaker and its echo. One page keeps the latency a sound card's.
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(self._fd, F_SETPIPE_SZ, 4096)
         self._thread = threading.Thread(target=self._run, name="mic-feeder", daemon=True)
         self._thread.start()
 
@@ -130,6 +142,9 @@ class MicFeeder:
                 chunk = bytes(self._queue[:FRAME_BYTES])
                 del self._queue[:FRAME_BYTES]
             chunk = chunk.ljust(FRAME_BYTES, b"\0")
+            self.person += chunk
+            if self.room is not None:
+                chunk = self.room.mix(chunk)
             try:
                 os.write(self._fd, chunk)
             except OSError:
@@ -161,15 +176,23 @@ class Rig:
         emulator: EmulatorThread | None = None,
         emulator_options: dict[str, Any] | None = None,
         env: dict[str, str] | None = None,
+        room: Room | None = None,
+        echo: EchoSettings | None = None,
     ) -> None:
         self.workdir = workdir
+        self.room = room  # an acoustic path from the speaker back to the microphone
+        self.echo = echo  # the daemon's echo handling ([audio.echo]); None: the daemon's own config
+        self.echo_path: EchoPath | None = None
+        self.sink: SpeakerSink | None = None
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.scenario = scenario
         self.extra_config = config
         self.extra_env = env or {}
         self.emulator = emulator
         self._own_emulator = emulator is None
-        self.emulator_options = emulator_options or {}
+        self.emulator_options = dict(emulator_options or {})
+        if room is not None:  # a room needs turn detection that hears speech the way the service does
+            self.emulator_options.setdefault("vad", "silero")
         self.proc: subprocess.Popen[str] | None = None
         self.notify: NotifySocket | None = None
         self.mic: MicFeeder | None = None
@@ -189,7 +212,12 @@ class Rig:
         if self.emulator is None:
             self.emulator = EmulatorThread(scenario=self.scenario, api_key=API_KEY, **self.emulator_options)
             self.emulator.start()
-        self.devices = SoftDevices(self.workdir / "alsa")
+        # With a room the speaker is a FIFO drained in real time: what it plays, when, is what echoes.
+        self.devices = SoftDevices(self.workdir / "alsa", speaker_fifo=self.room is not None)
+        if self.room is not None:
+            self.echo_path = EchoPath(self.room, self.devices.speaker_rate)
+            self.sink = SpeakerSink(self.devices.speaker_file, self.devices.speaker_rate,
+                                    on_played=self.echo_path.push)
         self.write_config()
         self.start()
         return self
@@ -224,6 +252,12 @@ led_profile = "rgb"
 rgb_pins = [5, 6, 13]
 button_pin = 17
 """
+        # Echo handling: what the test asked for; in a rig with no room there is no echo to handle,
+        # so it is off (the person's voice reaches the service while the speaker plays).
+        echo = self.echo if self.echo is not None else (None if self.room is not None else EchoSettings(
+            canceller="none", gate="off"))
+        if echo is not None:
+            base = toml.dumps(toml.overlay(tomllib.loads(base), {"audio": {"echo": echo.model_dump()}}))
         self.config_path.write_text(merge_toml(base, self.extra_config))
 
     def env(self) -> dict[str, str]:
@@ -246,7 +280,7 @@ button_pin = 17
         if self.notify is None:
             self.notify = NotifySocket(self.workdir / "notify.sock")
         if self.mic is None:
-            self.mic = MicFeeder(self.devices.mic_fifo)
+            self.mic = MicFeeder(self.devices.mic_fifo, room=self.echo_path)
         self.started_at = time.monotonic()
         self.ready_at = None
         start_index = len(self.notify.messages)
@@ -309,6 +343,8 @@ button_pin = 17
 
     def speaker_pcm(self) -> bytes:
         assert self.devices is not None
+        if self.sink is not None:
+            return self.sink.snapshot()
         return self.devices.speaker_file.read_bytes() if self.devices.speaker_file.exists() else b""
 
     def send_signal(self, sig: int) -> None:
@@ -337,6 +373,9 @@ button_pin = 17
         if self.mic is not None:
             self.mic.close()
             self.mic = None
+        if self.sink is not None:
+            self.sink.close()
+            self.sink = None
         if self.notify is not None:
             self.notify.close()
             self.notify = None

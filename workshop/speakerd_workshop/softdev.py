@@ -14,6 +14,7 @@ import fcntl
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 SYSTEM_ALSA_CONF = "/usr/share/alsa/alsa.conf"
@@ -126,8 +127,10 @@ class SpeakerSink:
     ``arrivals`` the byte count at each read with its monotonic time.
     """
 
-    def __init__(self, fifo: Path, rate: int, speed: float = 1.0) -> None:
+    def __init__(self, fifo: Path, rate: int, speed: float = 1.0,
+                 on_played: Callable[[bytes], None] | None = None) -> None:
         self.fifo = fifo
+        self.on_played = on_played  # every byte the speaker emits, silence included (the room hears it)
         self.bytes_per_second = rate * 2 * speed
         self.received = bytearray()
         self.arrivals: list[tuple[float, int]] = []
@@ -157,8 +160,12 @@ class SpeakerSink:
                         self.received += data
                         self.arrivals.append((time.monotonic(), len(self.received)))
                     taken += len(data)
+                    if self.on_played is not None:
+                        self.on_played(data)
                 else:  # nothing to play: the clock runs on, as a sound card's would
                     taken += allowed
+                    if self.on_played is not None:
+                        self.on_played(bytes(allowed))
             time.sleep(0.002)
 
     def snapshot(self) -> bytes:

@@ -13,7 +13,7 @@ from speakerd_workshop.emulator.engine import TurnEngine
 from speakerd_workshop.emulator.faults import BEHAVIOURS, Fault
 from speakerd_workshop.emulator.records import BAD_KEY, NO_KEY, Closing, Received
 from speakerd_workshop.emulator.tokens import constrain
-from speakerd_workshop.emulator.vad import EnergyVad, VadSettings
+from speakerd_workshop.emulator.vad import VadSettings, make_vad
 from speakerd_workshop.emulator.wire import Json
 
 log = logging.getLogger("speakerd_workshop.emulator")
@@ -97,7 +97,7 @@ class Connection(TurnEngine):
         ric = setup.get("realtimeInputConfig") or {}
         aad = ric.get("automaticActivityDetection") or {}
         self.manual = bool(aad.get("disabled"))
-        self.vad = None if self.manual else EnergyVad(VadSettings.from_setup(aad))
+        self.vad = None if self.manual else make_vad(self.emu.vad, VadSettings.from_setup(aad))
         self.interrupts = ric.get("activityHandling") != "NO_INTERRUPTION"
         if "contextWindowCompression" in setup:
             self.emu.event(info.id, "compression", config=setup["contextWindowCompression"])

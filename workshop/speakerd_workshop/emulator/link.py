@@ -23,7 +23,7 @@ from speakerd_workshop.emulator.records import (
     Conversation,
     Pending,
 )
-from speakerd_workshop.emulator.vad import EnergyVad
+from speakerd_workshop.emulator.vad import Vad
 from speakerd_workshop.emulator.wire import Json, WireError
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class Link:
         self.rules: models.ModelRules | None = None
         self.setup: Json = {}
         self.token: str | None = None
-        self.vad: EnergyVad | None = None
+        self.vad: Vad | None = None
         self.manual = False  # automatic activity detection disabled
         self.interrupts = True
         self.in_activity = False

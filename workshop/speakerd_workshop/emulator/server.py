@@ -47,6 +47,7 @@ from speakerd_workshop.emulator.records import (
 )
 from speakerd_workshop.emulator.scenario import Scenario
 from speakerd_workshop.emulator.tokens import IssuedToken, TokenStore
+from speakerd_workshop.emulator.vad import VAD_KINDS
 from speakerd_workshop.emulator.wire import WireError
 
 log = logging.getLogger("speakerd_workshop.emulator")
@@ -87,7 +88,11 @@ class Emulator:
         reply_delay_seconds: float = 0.0,
         audio_limit_seconds: float | None = AUDIO_LIMIT_SECONDS,
         audio_video_limit_seconds: float | None = AUDIO_VIDEO_LIMIT_SECONDS,
+        vad: str = "energy",
     ) -> None:
+        if vad not in VAD_KINDS:
+            raise ValueError(f"vad must be one of {', '.join(VAD_KINDS)}")
+        self.vad = vad  # "silero": a neural VAD decides what is speech, as the real service's does
         if scenario is None:
             scenario = Path(__file__).with_name("scenarios") / "default.toml"
         self.scenario = scenario if isinstance(scenario, Scenario) else Scenario.load(scenario)

@@ -48,6 +48,7 @@ class EmulatorThread:
         port: int = 0,
         audio_limit_seconds: float | None = AUDIO_LIMIT_SECONDS,
         audio_video_limit_seconds: float | None = AUDIO_VIDEO_LIMIT_SECONDS,
+        vad: str = "energy",
     ) -> None:
         self.emulator = Emulator(
             scenario,
@@ -61,6 +62,7 @@ class EmulatorThread:
             reply_delay_seconds=reply_delay_seconds,
             audio_limit_seconds=audio_limit_seconds,
             audio_video_limit_seconds=audio_video_limit_seconds,
+            vad=vad,
         )
         self.api_key = api_key
         self._loop: asyncio.AbstractEventLoop | None = None
