@@ -13,36 +13,16 @@ from speakerd.effects import (
     Effect,
     FlushPlayback,
     Mic,
-    State,
     StopReply,
     Stream,
     WakeListening,
 )
 from speakerd.events import Action
+from speakerd.state.base import MachineBase
 
 
-class UserActions:
+class UserActions(MachineBase):
     """Mixed into ``Machine``."""
-
-    state: State
-    in_conversation: bool
-    muted: bool
-    dropping_reply: bool
-    reply_done: bool
-    activity_open: bool
-    button_turn: bool
-
-    def _wake(self, frame_index: int | None, *, earcon: bool = True, voice: bool = True) -> list[Effect]:
-        raise NotImplementedError
-
-    def _end(self, reason: str, *, earcon: str | None = "end") -> list[Effect]:
-        raise NotImplementedError
-
-    def _to(self, state: State) -> list[Effect]:
-        raise NotImplementedError
-
-    def _follow_up(self) -> list[Effect]:
-        raise NotImplementedError
 
     def _action(self, action: Action, frame_index: int | None) -> list[Effect]:
         if action == "stop":

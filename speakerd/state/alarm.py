@@ -21,15 +21,13 @@ from speakerd.effects import (
     Stream,
 )
 from speakerd.events import UserAction, WakeDetected
+from speakerd.state.base import MachineBase
 
 
-class AlarmRules:
+class AlarmRules(MachineBase):
     """Mixed into ``Machine``; uses its ``state``, ``in_conversation``, ``timings`` and ``muted``."""
 
     alarm: bool = False
-    state: State
-    in_conversation: bool
-    heard_user: bool
 
     @property
     def shown(self) -> State:
@@ -66,8 +64,4 @@ class AlarmRules:
     def _dismiss(self) -> list[Effect]:
         return [DismissAlarm()]
 
-    def _push_to_talk(self) -> bool:
-        raise NotImplementedError
 
-    def _follow_up_seconds(self) -> float:
-        raise NotImplementedError

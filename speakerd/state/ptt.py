@@ -9,23 +9,12 @@ speaker listens, and closes when the person has spoken and then paused. A typed 
 
 from __future__ import annotations
 
-from speakerd.effects import ActivityEnd, ActivityStart, Effect, State, Stream
+from speakerd.effects import ActivityEnd, ActivityStart, Effect, Stream
+from speakerd.state.base import MachineBase
 
 
-class PushToTalkRules:
+class PushToTalkRules(MachineBase):
     """Mixed into ``Machine``; only active with ``push_to_talk``."""
-
-    activity_open: bool = False  # an ActivityStart was sent and not yet ended
-    button_turn: bool = False  # the button is held: its release, not a pause, ends the turn
-    state: State
-    in_conversation: bool
-    heard_user: bool
-
-    def _push_to_talk(self) -> bool:
-        raise NotImplementedError
-
-    def _to(self, state: State) -> list[Effect]:
-        raise NotImplementedError
 
     def _open_voice_turn(self) -> list[Effect]:
         if not (self._push_to_talk() and self.in_conversation) or self.activity_open:
@@ -44,6 +33,5 @@ class PushToTalkRules:
 
     def _turn_markers_reset(self) -> None:
         self.activity_open = self.button_turn = False
-
 
 

@@ -8,32 +8,15 @@ line), and the rules for them are about the world failing, not about the convers
 
 from __future__ import annotations
 
-from speakerd.effects import Earcon, Effect, FlushPlayback, Log, StartTimer, State
+from speakerd.effects import Earcon, Effect, FlushPlayback, Log, StartTimer
 from speakerd.events import DeviceFault, SessionState
+from speakerd.state.base import MachineBase
 
 ERROR_SHOWN_SECONDS = 3.0  # how long a passing failure keeps the error LED on
 
 
-class ServiceRules:
+class ServiceRules(MachineBase):
     """Mixed into ``Machine``."""
-
-    state: State
-    in_conversation: bool
-    muted: bool
-    mic_failed: bool
-    error: str | None
-    reply_done: bool
-    dropping_reply: bool
-    _before_offline: State
-
-    def _end(self, reason: str, *, earcon: str | None = "end") -> list[Effect]:
-        raise NotImplementedError
-
-    def _to(self, state: State) -> list[Effect]:
-        raise NotImplementedError
-
-    def _follow_up(self) -> list[Effect]:
-        raise NotImplementedError
 
     def _generation_complete(self) -> list[Effect]:
         """The model has said all it will: the reply is over once the speaker has drained, even if
