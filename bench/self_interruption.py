@@ -136,6 +136,7 @@ def run_cell(mode: str, echo_db: float, replies: int, barge_every: int, seed: in
         start = len(rig.lines)
         mic.say(silence(1.0) + speech("hey jarvis") + silence(0.4) + speech("tell me something") + silence(0.5))
         person: list[tuple[float, float]] = []  # when the person spoke (monotonic start, end)
+        barges: list[tuple[float, float]] = []  # of which talking over a reply
         t_wake = time.monotonic()
         person.append((t_wake, t_wake + mic.pending_seconds()))
         for k in range(replies):
@@ -152,6 +153,7 @@ def run_cell(mode: str, echo_db: float, replies: int, barge_every: int, seed: in
                 said_at = time.monotonic() + 0.08  # the feeder sends it from its next period
                 seconds = mic.say(speech(BARGE))
                 person.append((said_at, said_at + seconds))
+                barges.append(person[-1])
             try:
                 end = rig.wait_log(r"^state (listening|idle)$", timeout=60, start=s + 1)
             except TimeoutError:
@@ -176,25 +178,29 @@ def run_cell(mode: str, echo_db: float, replies: int, barge_every: int, seed: in
             (log_dir / f"{mode}{echo_db:+.0f}.log").write_text(
                 "\n".join(f"{x.at - t_wake:8.2f} {x.level} {x.message}" for x in lines)
                 + "\nperson: " + " ".join(f"{a - t_wake:.2f}-{b - t_wake:.2f}" for a, b in person) + "\n")
-    tally(cell, lines, person)
+    tally(cell, lines, person, barges)
     return cell
 
 
-def tally(cell: Cell, lines: list[Any], person: list[tuple[float, float]]) -> None:
-    def speaking_person(at: float, slack: float = 1.2) -> tuple[float, float] | None:
-        for a, b in person:
+def tally(cell: Cell, lines: list[Any], person: list[tuple[float, float]],
+          barges: list[tuple[float, float]]) -> None:
+    def speaking_person(at: float, slack: float = 1.2, among: list[tuple[float, float]] | None = None
+                        ) -> tuple[float, float] | None:
+        for a, b in person if among is None else among:
             if a - 0.1 <= at <= b + slack:
                 return a, b
         return None
 
     wake_seen = 0
+    honoured: set[tuple[float, float]] = set()
     for i, line in enumerate(lines):
         msg = line.message
         if msg == "interrupted by voice":
-            who = speaking_person(line.at)
-            if who is None:
+            who = speaking_person(line.at, among=barges)
+            if who is None and speaking_person(line.at) is None:
                 cell.self_interruptions += 1
-            else:
+            elif who is not None and who not in honoured:
+                honoured.add(who)
                 cell.barge_honoured += 1
                 silence_s = 0.0
                 for later in lines[i + 1 : i + 40]:
