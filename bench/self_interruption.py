@@ -164,7 +164,7 @@ def run_cell(mode: str, echo_db: float, replies: int, barge_every: int, seed: in
             if barge:  # the service answers what the person said over it: that is the next reply
                 start = len(rig.lines)
                 continue
-            time.sleep(0.5)
+            time.sleep(2.5)  # quiet after the reply: a turn starting now is the speaker answering itself
             q = speech(QUESTIONS[k % len(QUESTIONS)]) + silence(0.3)
             if rig.states(end)[-1:] == ["idle"]:
                 q = speech("hey jarvis") + silence(0.4) + q
@@ -209,7 +209,7 @@ def tally(cell: Cell, lines: list[Any], person: list[tuple[float, float]],
                         silence_s = float(m.group(1))
                         break
                 cell.barge_delays.append(line.at - who[0] + silence_s)
-        elif msg.startswith("speech end to first audio") and speaking_person(line.at, slack=3.0) is None:
+        elif msg.startswith("speech end to first audio") and speaking_person(line.at, slack=2.0) is None:
             cell.self_turns += 1
         elif msg.startswith("wake word"):
             wake_seen += 1
