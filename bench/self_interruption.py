@@ -136,6 +136,7 @@ def run_cell(mode: str, echo_db: float, replies: int, barge_every: int, seed: in
         start = len(rig.lines)
         mic.say(silence(1.0) + speech("hey jarvis") + silence(0.4) + speech("tell me something") + silence(0.5))
         person: list[tuple[float, float]] = []  # when the person spoke (monotonic start, end)
+        barges: list[tuple[float, float]] = []  # of which talking over a reply
         t_wake = time.monotonic()
         person.append((t_wake, t_wake + mic.pending_seconds()))
         for k in range(replies):
@@ -152,6 +153,7 @@ def run_cell(mode: str, echo_db: float, replies: int, barge_every: int, seed: in
                 said_at = time.monotonic() + 0.08  # the feeder sends it from its next period
                 seconds = mic.say(speech(BARGE))
                 person.append((said_at, said_at + seconds))
+                barges.append(person[-1])
             try:
                 end = rig.wait_log(r"^state (listening|idle)$", timeout=60, start=s + 1)
             except TimeoutError:
@@ -162,7 +164,7 @@ def run_cell(mode: str, echo_db: float, replies: int, barge_every: int, seed: in
             if barge:  # the service answers what the person said over it: that is the next reply
                 start = len(rig.lines)
                 continue
-            time.sleep(0.5)
+            time.sleep(2.5)  # quiet after the reply: a turn starting now is the speaker answering itself
             q = speech(QUESTIONS[k % len(QUESTIONS)]) + silence(0.3)
             if rig.states(end)[-1:] == ["idle"]:
                 q = speech("hey jarvis") + silence(0.4) + q
@@ -176,25 +178,29 @@ def run_cell(mode: str, echo_db: float, replies: int, barge_every: int, seed: in
             (log_dir / f"{mode}{echo_db:+.0f}.log").write_text(
                 "\n".join(f"{x.at - t_wake:8.2f} {x.level} {x.message}" for x in lines)
                 + "\nperson: " + " ".join(f"{a - t_wake:.2f}-{b - t_wake:.2f}" for a, b in person) + "\n")
-    tally(cell, lines, person)
+    tally(cell, lines, person, barges)
     return cell
 
 
-def tally(cell: Cell, lines: list[Any], person: list[tuple[float, float]]) -> None:
-    def speaking_person(at: float, slack: float = 1.2) -> tuple[float, float] | None:
-        for a, b in person:
+def tally(cell: Cell, lines: list[Any], person: list[tuple[float, float]],
+          barges: list[tuple[float, float]]) -> None:
+    def speaking_person(at: float, slack: float = 1.2, among: list[tuple[float, float]] | None = None
+                        ) -> tuple[float, float] | None:
+        for a, b in person if among is None else among:
             if a - 0.1 <= at <= b + slack:
                 return a, b
         return None
 
     wake_seen = 0
+    honoured: set[tuple[float, float]] = set()
     for i, line in enumerate(lines):
         msg = line.message
         if msg == "interrupted by voice":
-            who = speaking_person(line.at)
-            if who is None:
+            who = speaking_person(line.at, among=barges)
+            if who is None and speaking_person(line.at) is None:
                 cell.self_interruptions += 1
-            else:
+            elif who is not None and who not in honoured:
+                honoured.add(who)
                 cell.barge_honoured += 1
                 silence_s = 0.0
                 for later in lines[i + 1 : i + 40]:
@@ -203,7 +209,7 @@ def tally(cell: Cell, lines: list[Any], person: list[tuple[float, float]]) -> No
                         silence_s = float(m.group(1))
                         break
                 cell.barge_delays.append(line.at - who[0] + silence_s)
-        elif msg.startswith("speech end to first audio") and speaking_person(line.at, slack=3.0) is None:
+        elif msg.startswith("speech end to first audio") and speaking_person(line.at, slack=2.0) is None:
             cell.self_turns += 1
         elif msg.startswith("wake word"):
             wake_seen += 1

@@ -38,7 +38,7 @@ class EchoSettings(BaseModel):
     # The longest speaker-to-microphone delay searched for (device buffers plus the air).
     max_delay_ms: Annotated[int, Field(ge=20, le=2000)] = 1000
     # Reverberation the canceller and the gate must cover after the reference.
-    tail_ms: Annotated[int, Field(ge=50, le=1000)] = 300
+    tail_ms: Annotated[int, Field(ge=50, le=1000)] = 600
 
     def describe(self) -> str:
         """One line for the startup log and ``check-config``."""

@@ -62,9 +62,9 @@ class EchoGate:
         converged), and a person talking over the reply lifts it by about the echo-to-person
         ratio's distance from it, far more than they lift the output over the reference.
         """
+        self.in_burst = in_burst
         if self.mode == "off":
             return out
-        self.in_burst = in_burst
         gated = out.copy()
         for b in range(len(out) // BLOCK):
             self.blocks += 1
