@@ -32,8 +32,15 @@ def key_never_shown(workdir: Path) -> str:
         mark = len(rig.lines)
         rig.mic.say(wake() + speech("what time is it") + silence(2.0))
         answered(rig, mark, "It is time for a test.")
-        rig.emulator.inject(Fault("close", code=1008, target="current", during="now",
-                                  reason=f"API key {API_KEY} not valid"))
+        # A 1008 after setup is resumed once; the second in a row is fatal (network.fatal_close).
+        emulator = rig.emulator
+        count = len(emulator.connections)
+        emulator.inject(Fault("close", code=1008, target="current", during="now",
+                              reason=f"API key {API_KEY} not valid"))
+        wait_until(rig, lambda: len(emulator.connections) > count and emulator.connections[-1].setup is not None,
+                   what="the resume")
+        emulator.inject(Fault("close", code=1008, target="current", during="now",
+                              reason=f"API key {API_KEY} not valid"))
         rig.wait_state("error", timeout=30, start=mark)
         status = rig.ctl("status")
         env = rig.env()
