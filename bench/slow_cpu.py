@@ -137,51 +137,16 @@ class DroppingMic(MicFeeder):
             time.sleep(max(0.0, next_at - time.monotonic()))
 
 
-class ClockedSpeaker(SpeakerSink):
-    """The rig's real-time speaker, noting each moment it found nothing to play (silence inserted).
-
-    A late read by this thread is not silence (the audio waits in the FIFO); an empty FIFO when
-    the clock says a sample is due is, as a sound card's underrun would be.
-    """
-
-    def __init__(self, fifo: Path, rate: int) -> None:
-        self.silences: list[tuple[float, int]] = []  # (monotonic, bytes of silence)
-        super().__init__(fifo, rate)
-
-    def _run(self) -> None:
-        start = time.monotonic()
-        taken = 0
-        while not self._stop.is_set():
-            allowed = int((time.monotonic() - start) * self.bytes_per_second) - taken
-            allowed -= allowed % 2
-            if allowed > 0:
-                try:
-                    data = os.read(self._fd, allowed)
-                except BlockingIOError:
-                    data = b""
-                except OSError:
-                    return
-                if data:
-                    with self._lock:
-                        self.received += data
-                        self.arrivals.append((time.monotonic(), len(self.received)))
-                    taken += len(data)
-                else:
-                    self.silences.append((time.monotonic(), allowed))
-                    taken += allowed
-            time.sleep(0.002)
-
-
 class SlowRig(Rig):
     """The rig with a real-time speaker FIFO and the dropping microphone."""
 
-    sink: ClockedSpeaker | None = None
+    sink: SpeakerSink | None = None
 
     def __enter__(self) -> SlowRig:
         self.emulator = EmulatorThread(scenario=self.scenario, api_key=API_KEY)
         self.emulator.start()
         self.devices = SoftDevices(self.workdir / "alsa", speaker_fifo=True)
-        self.sink = ClockedSpeaker(self.devices.speaker_file, self.devices.speaker_rate)  # before PortAudio
+        self.sink = SpeakerSink(self.devices.speaker_file, self.devices.speaker_rate)  # before PortAudio
         self.mic = DroppingMic(self.devices.mic_fifo)
         self.write_config()
         self.start()
@@ -193,7 +158,7 @@ class SlowRig(Rig):
             self.sink.close()
 
 
-def speaker_underruns(sink: ClockedSpeaker, start: float, end: float) -> tuple[int, float]:
+def speaker_underruns(sink: SpeakerSink, start: float, end: float) -> tuple[int, float]:
     """Silences inside the reply (its first to its last audio between ``start`` and ``end``):
     (stretches longer than UNDERRUN_S, seconds of silence in all)."""
     times = [t for t, _ in sink.arrivals if start <= t <= end]

@@ -134,6 +134,9 @@ class SpeakerSink:
         self.bytes_per_second = rate * 2 * speed
         self.received = bytearray()
         self.arrivals: list[tuple[float, int]] = []
+        # (monotonic, bytes) each time a sample was due and the FIFO was empty: a sound card's underrun
+        # (a late read by this thread is not one: the audio waits in the FIFO)
+        self.silences: list[tuple[float, int]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
@@ -163,6 +166,7 @@ class SpeakerSink:
                     if self.on_played is not None:
                         self.on_played(data)
                 else:  # nothing to play: the clock runs on, as a sound card's would
+                    self.silences.append((time.monotonic(), allowed))
                     taken += allowed
                     if self.on_played is not None:
                         self.on_played(bytes(allowed))
