@@ -27,7 +27,7 @@ slow_cpu = load()
 
 
 class FakeSink:
-    """What ClockedSpeaker records, written by hand: 48000 bytes per second (24 kHz s16)."""
+    """What the FIFO speaker (SpeakerSink) records, written by hand: 48000 bytes per second (24 kHz s16)."""
 
     bytes_per_second = 48000.0
 
