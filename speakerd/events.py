@@ -28,6 +28,9 @@ class AudioFrame:
     pcm: bytes
     index: int
     monotonic: float  # time.monotonic() when the frame was complete
+    # The microphone after echo cancellation but before the gate (None: the same as ``pcm``). While
+    # the speaker plays, half duplex sends the service zeros, but the stop word must still be heard.
+    ungated: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

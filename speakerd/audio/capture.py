@@ -221,14 +221,20 @@ class Capture:
             start = 0
             while fill - start >= FRAME_SAMPLES:
                 frame = pending[start : start + FRAME_SAMPLES]
-                self._emit((self.echo.process(frame) if self.echo is not None else frame).tobytes())
+                if self.echo is None:
+                    self._emit(frame.tobytes())
+                else:
+                    sent = self.echo.process(frame)
+                    self._emit(sent.tobytes(), self.echo.cleaned.tobytes())
                 start += FRAME_SAMPLES
             if start:
                 pending[: fill - start] = pending[start:fill]
                 fill -= start
         return None
 
-    def _emit(self, pcm: bytes) -> None:
-        self._post(self.on_frame, AudioFrame(pcm, self._index, time.monotonic()))
+    def _emit(self, pcm: bytes, ungated: bytes | None = None) -> None:
+        if ungated == pcm:
+            ungated = None  # the gate let it through: one copy is enough
+        self._post(self.on_frame, AudioFrame(pcm, self._index, time.monotonic(), ungated))
         self._index += 1
         self.stats.frames += 1

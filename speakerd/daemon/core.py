@@ -248,7 +248,9 @@ class Daemon:
         if self.wake_listening and p.detector is not None:
             p.detector.feed(frame)
         elif p.stop_detector is not None and self.machine.in_conversation:
-            p.stop_detector.feed(frame)
+            # The stop word is heard over a reply: what the canceller left, not the gate's zeros.
+            ungated = frame if frame.ungated is None else AudioFrame(frame.ungated, frame.index, frame.monotonic)
+            p.stop_detector.feed(ungated)
         session = self.conversation.session
         if self.streaming and session is not None:
             session.send_audio(frame.pcm)

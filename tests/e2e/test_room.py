@@ -64,3 +64,24 @@ def test_a_person_talking_over_it_interrupts_it(tmp_path: Path) -> None:
         rig.mic.say(speech("stop, that is enough, thank you") + silence(1.0))
         i = rig.wait_log(r"^interrupted by voice$", timeout=15, start=s)
         assert rig.lines[i].at - rig.lines[s].at < 12.0  # long before the reply would have ended
+
+
+def test_the_stop_word_is_heard_over_the_reply_with_the_defaults(tmp_path: Path) -> None:
+    """Half duplex sends the service zeros while the speaker plays; the stop word hears what the
+    canceller left, so it still ends the conversation over the speaker's own voice."""
+    from speakerd_workshop.emulator.tts import synthesize
+
+    # At 0 dB. At +10 dB AEC3's double-talk handling suppresses the person too (docs/audio.md).
+    room = Room(echo_db=0.0, delay_ms=60.0, rt60=0.4, drift_ppm=80.0)
+    rig = Rig(tmp_path / "rig", scenario=SCENARIO, room=room, echo=EchoSettings(),
+              config='[conversation]\nfollow_up_seconds = 4.0\n[wakeword]\nstop_model = "alexa"\n')
+    with rig:
+        assert rig.mic is not None
+        mark = len(rig.lines)
+        rig.mic.say(wake() + speech("what is the weather?") + silence(1.0))
+        s = rig.wait_state("speaking", timeout=40, start=mark)
+        time.sleep(2.0)
+        rig.mic.say(synthesize("alexa", rate=16000, voice="en") + silence(1.0))
+        rig.wait_log(r"^stop word alexa", timeout=20, start=s)
+        rig.wait_state("idle", timeout=10, start=s)
+        assert "interrupted by voice" not in "\n".join(x.message for x in rig.lines[s:])

@@ -30,6 +30,8 @@ class FarEndSink(Protocol):
 class MicProcessor(Protocol):
     """What Capture runs every 80 ms frame through; ``reset`` when the microphone (re)opens."""
 
+    cleaned: np.ndarray  # the last frame after cancellation, before the gate (for the stop word)
+
     def process(self, mic: np.ndarray) -> np.ndarray: ...
 
     def reset(self) -> None: ...
