@@ -12,8 +12,8 @@ SPEAKERD_RIG_PKGS=(espeak-ng sox alsa-utils systemd)
 # setfacl makes credentials like systemd 257's (root-owned, ACL for the service user), tzdata
 # gives the timer tests Europe/Berlin's daylight-saving rules, mosquitto is the real MQTT broker
 # the Home Assistant tests and bench/arbitration.py start, and debootstrap builds the Debian roots
-# of the opt-in install runs (scripts/platforms.py).
-SPEAKERD_TEST_PKGS=(systemd-container libasound2-plugins acl tzdata mosquitto debootstrap)
+# of the opt-in install runs (scripts/platforms.py); faketime runs the daemon across a daylight-saving change.
+SPEAKERD_TEST_PKGS=(systemd-container libasound2-plugins acl tzdata mosquitto debootstrap faketime)
 
 # test_pkgs: SPEAKERD_TEST_PKGS, plus pulseaudio unless PipeWire serves Pulse clients here
 # (installing pulseaudio would remove pipewire-pulse from a desktop; those tests then skip).

@@ -87,7 +87,7 @@ class Home:
             "state": d.machine.shown,
             "muted": d.machine.muted,
             "volume": d.parts.player.volume if d.parts.player is not None else None,
-            "timers": tuple((t["id"], t["kind"], t.get("ends_at", ""), t.get("label", ""))
+            "timers": tuple((t["id"], t["kind"], t.get("rings_at", ""), t.get("label", ""))
                             for t in d.alarms.listing()),
         }
         changed = {k: v for k, v in now.items() if self._published.get(k, object()) != v}
@@ -107,7 +107,7 @@ class Home:
         out = []
         for t in self._d.alarms.listing():
             try:
-                ends = dt.datetime.fromisoformat(str(t.get("ends_at")))
+                ends = dt.datetime.fromisoformat(str(t.get("rings_at")))
             except ValueError:
                 continue
             out.append(HomeTimer(str(t["id"]), t["kind"], ends, str(t.get("label") or "")))

@@ -54,15 +54,16 @@ class RigFactory(Protocol):
     The fixture closes every rig it made at teardown, so a test that fails mid-way leaves no daemon behind.
     """
 
-    def __call__(self, *, scenario: Scenario | Path | None = ..., config: str = ...) -> Rig: ...
+    def __call__(self, *, scenario: Scenario | Path | None = ..., config: str = ...,
+                 env: dict[str, str] | None = ...) -> Rig: ...
 
 
 @pytest.fixture
 def rig_factory(tmp_path: Path) -> Iterator[RigFactory]:
     made: list[Rig] = []
 
-    def make(*, scenario: Scenario | Path | None = SCENARIO, config: str = "") -> Rig:
-        rig = Rig(tmp_path / f"rig{len(made)}", scenario=scenario, config=config)
+    def make(*, scenario: Scenario | Path | None = SCENARIO, config: str = "", env: dict[str, str] | None = None) -> Rig:
+        rig = Rig(tmp_path / f"rig{len(made)}", scenario=scenario, config=config, env=env)
         made.append(rig)
         return rig
 

@@ -65,3 +65,26 @@ def test_a_grounded_answer_logs_its_sources_and_status_shows_them(rig_factory: R
         sources = rig.ctl("status")["last_sources"]
         assert sources and all(s["uri"].startswith("https://") for s in sources)
         assert [s["uri"] for s in sources] == line.message.removeprefix("sources: ").split(" ; ")
+
+
+def test_an_alarm_across_the_spring_daylight_saving_change(rig_factory: RigFactory) -> None:
+    """The real daemon under libfaketime, just before Berlin's clocks jump from 02:00 to 03:00: an
+    alarm for 03:00 rings when the clock jumps, half a minute later, and says so in local time."""
+    import glob
+
+    libs = glob.glob("/usr/lib/*/faketime/libfaketime.so.1")
+    if not libs:
+        pytest.skip("libfaketime is not installed (scripts/test.sh installs faketime)")
+    env = {"LD_PRELOAD": libs[0], "FAKETIME": "@2027-03-28 01:59:30", "TZ": "Europe/Berlin",
+           "FAKETIME_DONT_RESET": "1"}
+    config = FAST + '[clock]\ntimezone = "Europe/Berlin"\n'
+    with rig_factory(scenario=None, config=config, env=env) as rig:
+        reply = rig.ctl("say", {"text": "wake me at 03:00", "wait": True, "timeout": 30})
+        assert reply["ok"] and reply["answer"] == "Your alarm is set for 03:00.", reply
+        (alarm,) = rig.ctl("timers")["timers"]
+        assert alarm["kind"] == "alarm" and alarm["rings_at"].startswith("2027-03-28T03:00:00+02:00"), alarm
+        ringing = rig.wait_state("alarm", timeout=90)
+        assert rig.ctl("stop")["message"] == "alarm stopped"
+        assert rig.ctl("timers")["timers"] == []  # a one-off alarm: gone once it rang
+        due = rig.lines[rig.wait_log(r"^timers: alarm 1 .*is due", timeout=5)]
+        assert due.at <= rig.lines[ringing].at
