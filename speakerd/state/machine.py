@@ -308,7 +308,7 @@ class Machine(UserActions, ServiceRules, AlarmRules, PushToTalkRules):
             self.reply_done = True  # wait for the speaker to finish before the window opens
             return []
         if self.end_after_reply:
-            return self._end("the model ended the conversation")
+            return self._end(self._why_done())
         if self.state == "thinking" and self.tools_running:
             return []
         return [*self._to("listening"), *self._follow_up()]
@@ -318,8 +318,11 @@ class Machine(UserActions, ServiceRules, AlarmRules, PushToTalkRules):
             return []
         self.reply_done = False
         if self.end_after_reply:
-            return self._end("the model ended the conversation")
+            return self._end(self._why_done())
         return [*self._to("listening"), *self._follow_up()]
+
+    def _why_done(self) -> str:
+        return "the announcement was said" if self.announcing else "the model ended the conversation"
 
     def _follow_up(self) -> list[Effect]:
         return [StartTimer("follow_up", self.timings.follow_up_seconds), *self._open_voice_turn()]

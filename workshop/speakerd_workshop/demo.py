@@ -142,8 +142,8 @@ def run_demo(out: Path, room: Room | None = None) -> int:
         time.sleep(1.5)
         tl.note("button: a short press stops the alarm")
         rig.ctl("press", 0.1)
-        rig.wait_log(r"^speaker: Timer: tea\.", timeout=40, start=ringing)
-        rig.wait_state("idle", timeout=40, start=ringing)
+        said = rig.wait_log(r"^speaker: Timer: tea\.", timeout=40, start=ringing)
+        rig.wait_state("idle", timeout=40, start=said)  # the label's own short session has ended
         tl.note(f"speakerctl status: {rig.ctl('status').get('metrics')}")
         rc = rig.stop()
         tl.note(f"daemon stopped (exit {rc}, sd_notify STOPPING=1)")
