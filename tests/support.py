@@ -1,4 +1,4 @@
-"""Bounded waiting, shared by every test area: one helper per style (blocking and asyncio).
+"""Helpers shared by every test area: bounded waiting (blocking and asyncio), and loading a script.
 
 Why: every polling loop in the tests needs a deadline and a message that says what did not happen;
 one helper keeps that true without copies. Standard library only, so fast tests stay fast to import.
@@ -7,8 +7,12 @@ one helper keeps that true without copies. Standard library only, so fast tests 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -51,3 +55,14 @@ async def until(predicate: Callable[[], T], what: What = "the condition", *, tim
         if loop.time() > deadline:
             raise _timed_out(what, timeout)
         await asyncio.sleep(interval)
+
+
+def load_script(path: Path, name: str) -> ModuleType:
+    """A script that is not a package module (``bench/``, ``scripts/``), imported under ``name``;
+    registered in ``sys.modules`` first, as its dataclasses need."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

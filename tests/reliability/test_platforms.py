@@ -6,24 +6,19 @@ arm64 under qemu too): each takes minutes, arm64 much longer. The report's parsi
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from tests.support import load_script
+
 PROJECT = Path(__file__).resolve().parents[2]
 
 
 def load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("speakerd_platforms", PROJECT / "scripts" / "platforms.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(PROJECT / "scripts" / "platforms.py", "speakerd_platforms")
 
 
 platforms = load()

@@ -5,22 +5,17 @@ The bench itself needs root and minutes (python bench/slow_cpu.py); these check 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from tests.support import load_script
 
 PROJECT = Path(__file__).resolve().parents[2]
 
 
 def load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("speakerd_bench_slow_cpu", PROJECT / "bench" / "slow_cpu.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(PROJECT / "bench" / "slow_cpu.py", "speakerd_bench_slow_cpu")
 
 
 slow_cpu = load()

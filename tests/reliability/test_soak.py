@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -10,15 +9,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.support import load_script
 
 pytestmark = [pytest.mark.soak, pytest.mark.slow]
 
 
 def test_soak_stays_flat(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("soak", ROOT / "bench" / "soak.py")
-    assert spec is not None and spec.loader is not None
-    soak = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(soak)
+    soak = load_script(ROOT / "bench" / "soak.py", "soak")
     out = tmp_path / "soak.json"
     n = os.environ.get("SPEAKERD_SOAK_CONVERSATIONS", "500")
     assert soak.main(["--conversations", n, "--warmup", "20", "--out", str(out)]) == 0
